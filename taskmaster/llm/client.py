@@ -1,0 +1,288 @@
+"""The caller side of the runtime: enqueue on the model's queue, then await the stream.
+
+The caller joins the request's channel group *before* enqueueing, so it cannot miss
+an early event. While queued it reports its FIFO position; once started it expects
+tokens or heartbeats, and declares the worker lost after a few silent seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from pydantic import BaseModel
+
+from taskmaster.llm import ledger, queueing, registry
+from taskmaster.llm.errors import (
+    ERROR_CLASSES,
+    LLMError,
+    LLMTimeout,
+    OutputTruncated,
+    WorkerLost,
+)
+from taskmaster.llm.models import LLMModel, ModelKind
+from taskmaster.llm.schema import json_schema, validate
+from taskmaster.llm.types import CallContext, Completion, Timings, Usage
+
+Event = dict[str, Any]
+EventHandler = Callable[[Event], Awaitable[None]]
+
+# A router may be registered by an app that measures models (analytics); the core
+# only knows the hook, never the app.
+_router: Callable[[str, CallContext], tuple[LLMModel, dict[str, Any]] | None] | None = None
+
+
+def set_router(router: Callable[[str, CallContext], tuple[LLMModel, dict[str, Any]] | None] | None) -> None:
+    global _router
+    _router = router
+
+
+def _choose_model(role: str, model: str | None, ctx: CallContext) -> tuple[LLMModel, dict[str, Any]]:
+    if model:
+        return registry.model_by_name(model), {"reason": "requested by caller"}
+    if _router is not None:
+        routed = _router(role, ctx)
+        if routed is not None:
+            return routed
+    return registry.model_for_role(role), {"reason": f"default for role {role}"}
+
+
+def _prepare(
+    *,
+    kind: str,
+    role: str,
+    model: str | None,
+    ctx: CallContext,
+    body: dict[str, Any],
+    input_chars: int,
+    stream_to: str | None,
+) -> tuple[dict[str, Any], LLMModel, dict[str, Any]]:
+    chosen, routing = _choose_model(role, model, ctx)
+    if kind == ModelKind.EMBEDDING and chosen.kind != ModelKind.EMBEDDING:
+        raise LLMError(f"{chosen.name} is not an embedding model")
+    if kind == ModelKind.CHAT and chosen.kind != ModelKind.CHAT:
+        raise LLMError(f"{chosen.name} is not a chat model")
+    queue = chosen.queue_name
+    if ctx.conversation:
+        queue = queueing.sticky_queue(ctx.conversation) or queue
+    payload = {
+        "request_id": str(uuid.uuid4()),
+        "kind": kind,
+        "role": role,
+        "model_id": chosen.pk,
+        "model_name": chosen.name,
+        "queue": queue,
+        "context": ctx.__dict__,
+        "stream_to": stream_to,
+        "input_chars": input_chars,
+        "routing": routing,
+        **body,
+    }
+    return payload, chosen, routing
+
+
+async def _run(payload: dict[str, Any], on_event: EventHandler | None, timeout: float | None) -> dict[str, Any]:
+    from taskmaster.llm.tasks import llm_run
+
+    layer = get_channel_layer()
+    assert layer is not None, "CHANNEL_LAYERS is not configured"
+    request_id = payload["request_id"]
+    group = queueing.group_name(request_id)
+    channel = await layer.new_channel("llmwait.")
+    await layer.group_add(group, channel)
+    queue = payload["queue"]
+    try:
+        payload["enqueued_at"] = time.time()
+        await sync_to_async(queueing.enqueued)(queue, request_id)
+        await sync_to_async(llm_run.apply_async)(args=[payload], queue=queue)
+        return await _wait(layer, channel, payload, on_event, timeout or settings.LLM_MAX_WAIT_S)
+    except asyncio.CancelledError:
+        # The caller went away (socket closed, Stop pressed): free the model promptly.
+        await sync_to_async(queueing.cancel)(request_id)
+        raise
+    finally:
+        await layer.group_discard(group, channel)
+
+
+async def _wait(
+    layer: Any, channel: str, payload: dict[str, Any], on_event: EventHandler | None, timeout: float
+) -> dict[str, Any]:
+    request_id, queue = payload["request_id"], payload["queue"]
+    deadline = time.monotonic() + timeout
+    started = False
+    last_heard = time.monotonic()
+    last_position: int | None = None
+    silence = float(settings.LLM_WORKER_SILENCE_S)
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            await sync_to_async(queueing.cancel)(request_id)
+            raise LLMTimeout(f"no result from {payload['model_name']} within {timeout:.0f} s")
+        try:
+            event = await asyncio.wait_for(layer.receive(channel), timeout=min(0.5, remaining))
+        except TimeoutError:
+            if started and time.monotonic() - last_heard > silence:
+                await sync_to_async(queueing.cancel)(request_id)
+                raise WorkerLost(
+                    f"the worker running {payload['model_name']} stopped responding "
+                    f"(no heartbeat for {silence:.0f} s); it was probably killed"
+                ) from None
+            if not started:
+                position = await sync_to_async(queueing.position)(queue, request_id)
+                if position is not None and position != last_position and on_event is not None:
+                    await on_event({"type": "llm.queued", "position": position, "request_id": request_id})
+                last_position = position
+            continue
+        last_heard = time.monotonic()
+        kind = event.get("type")
+        if kind == "llm.started":
+            started = True
+        if on_event is not None and kind != "llm.heartbeat":
+            await on_event(event)
+        if kind == "llm.done":
+            result: dict[str, Any] = event["result"]
+            return result
+        if kind == "llm.error":
+            cls = ERROR_CLASSES.get(event.get("error_class", ""), LLMError)
+            raise cls(event.get("message", "generation failed"))
+
+
+def _record_lost(payload: dict[str, Any], exc: LLMError) -> None:
+    ctx = CallContext(**payload["context"])
+    ledger.CallRecord(
+        request_id=payload["request_id"],
+        context=ctx,
+        kind=payload["kind"],
+        role=payload["role"],
+        model_id=payload["model_id"],
+        model_name=payload["model_name"],
+        input_chars=payload["input_chars"],
+        schema_name=payload.get("schema_name", ""),
+        routing=payload.get("routing", {}),
+    ).fail(exc)
+
+
+def _completion(result: dict[str, Any], request_id: str, schema: type[BaseModel] | None) -> Completion:
+    timings = result.get("timings", {})
+    completion = Completion(
+        request_id=request_id,
+        model=result["model"],
+        text=result["text"],
+        finish_reason=result["finish_reason"],
+        usage=Usage(**result["usage"]),
+        timings=Timings(**timings),
+        cache_hit=result.get("cache_hit", False),
+        worker=result.get("worker", ""),
+    )
+    if schema is not None:
+        if completion.finish_reason == "length":
+            ledger.mark(request_id, outcome="error", error_class="truncated", error_message="schema output cut at max_tokens")
+            raise OutputTruncated(
+                f"{schema.__name__} output was cut off at max_tokens={completion.usage.completion_tokens}",
+                text=completion.text,
+                completion_tokens=completion.usage.completion_tokens,
+            )
+        try:
+            completion.parsed = validate(schema, completion.text)
+        except LLMError as exc:
+            ledger.mark(request_id, outcome="error", error_class=exc.error_class, error_message=str(exc)[:4000])
+            raise
+    return completion
+
+
+def _ctx(context: CallContext | None, feature: str | None) -> CallContext:
+    ctx = context or CallContext()
+    if feature:
+        ctx.feature = feature
+    return ctx
+
+
+async def agenerate(
+    messages: list[dict[str, Any]],
+    *,
+    role: str = "main",
+    model: str | None = None,
+    schema: type[BaseModel] | None = None,
+    json_schema_dict: dict[str, Any] | None = None,
+    json_mode: bool = False,
+    max_tokens: int = 256,
+    stream_to: str | None = None,
+    on_event: EventHandler | None = None,
+    context: CallContext | None = None,
+    feature: str | None = None,
+    timeout: float | None = None,
+    **sampling: Any,
+) -> Completion:
+    """Generate a chat completion on a worker; see the module docstring of taskmaster.llm."""
+    ctx = _ctx(context, feature)
+    schema_dict = json_schema(schema) if schema is not None else json_schema_dict
+    body = {
+        "messages": messages,
+        "max_tokens": max_tokens,
+        "sampling": {k: v for k, v in sampling.items() if v is not None},
+        "json_schema": schema_dict,
+        "json_mode": json_mode,
+        "schema_name": schema.__name__ if schema is not None else ("custom" if schema_dict else ""),
+    }
+    chars = sum(len(str(m.get("content") or "")) for m in messages)
+    payload, chosen, _ = await sync_to_async(_prepare)(
+        kind=ModelKind.CHAT, role=role, model=model, ctx=ctx, body=body, input_chars=chars, stream_to=stream_to
+    )
+    if max_tokens >= chosen.context_length:
+        raise LLMError(f"max_tokens={max_tokens} does not fit {chosen.name}'s context of {chosen.context_length} tokens")
+    try:
+        result = await _run(payload, on_event, timeout)
+    except (WorkerLost, LLMTimeout) as exc:
+        await sync_to_async(_record_lost)(payload, exc)
+        raise
+    return await sync_to_async(_completion)(result, payload["request_id"], schema)
+
+
+def generate(messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
+    """Blocking form of :func:`agenerate` for services, Celery jobs and the shell."""
+    return async_to_sync(agenerate)(messages, **kwargs)
+
+
+async def aembed(
+    texts: list[str] | str,
+    *,
+    role: str = "embedding",
+    model: str | None = None,
+    context: CallContext | None = None,
+    feature: str | None = None,
+    timeout: float | None = None,
+) -> list[list[float]]:
+    items = [texts] if isinstance(texts, str) else list(texts)
+    if not items:
+        return []
+    ctx = _ctx(context, feature or (context.feature if context else "embed"))
+    payload, _, _ = await sync_to_async(_prepare)(
+        kind=ModelKind.EMBEDDING,
+        role=role,
+        model=model,
+        ctx=ctx,
+        body={"texts": items},
+        input_chars=sum(len(t) for t in items),
+        stream_to=None,
+    )
+    try:
+        result = await _run(payload, None, timeout)
+    except (WorkerLost, LLMTimeout) as exc:
+        await sync_to_async(_record_lost)(payload, exc)
+        raise
+    vectors: list[list[float]] = result["vectors"]
+    return vectors
+
+
+def embed(texts: list[str] | str, **kwargs: Any) -> list[list[float]]:
+    return async_to_sync(aembed)(texts, **kwargs)
+
+
+def cancel(request_id: str) -> None:
+    queueing.cancel(request_id)

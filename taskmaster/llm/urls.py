@@ -1,0 +1,8 @@
+from django.urls import path
+
+from taskmaster.llm import views
+
+app_name = "llm"
+urlpatterns = [
+    path("playground/", views.playground, name="playground"),
+]
