@@ -9,9 +9,9 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from taskmaster.llm.models import LLMCall, LLMModel, ModelLoadStatus, RoleDefault
+from taskmaster.llm.models import Feedback, LLMCall, LLMModel, ModelLoadStatus, RoleDefault
 
-__all__ = ["Invitation", "Job", "LLMCall", "LLMModel", "Membership", "ModelLoadStatus", "Role", "RoleDefault", "Team"]
+__all__ = ["Feedback", "Invitation", "Job", "LLMCall", "LLMModel", "Membership", "ModelLoadStatus", "Role", "RoleDefault", "Team"]
 
 
 class Team(models.Model):

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from taskmaster.models import Invitation, Job, Membership, Role, Team
+from taskmaster.models import Feedback, Invitation, Job, Membership, Role, Team
 
 User = get_user_model()
 
@@ -162,3 +162,21 @@ def job_fail(*, job_id: int, error: str, result: dict[str, object] | None = None
     if result is not None:
         fields["result"] = result
     Job.objects.filter(pk=job_id).update(**fields)
+
+
+# --- feedback ----------------------------------------------------------------------
+
+
+@transaction.atomic
+def feedback_record(*, team: Team, user: AbstractUser, feature: str, target: str, rating: int,
+                    comment: str = "", call_id: str | None = None) -> Feedback:
+    """Store (or replace) ``user``'s rating of one output; one rating per user and target."""
+    if rating not in Feedback.Rating.values:
+        raise ValidationError("A rating is +1 (thumbs up) or -1 (thumbs down).")
+    feedback, _ = Feedback.objects.update_or_create(
+        user=user,
+        target=target,
+        defaults={"team": team, "feature": feature[:60], "rating": rating, "comment": comment.strip()[:2000],
+                  "call_id": call_id},
+    )
+    return feedback

@@ -153,3 +153,34 @@ class LLMCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.feature} on {self.model_name} ({self.outcome})"
+
+
+class Feedback(models.Model):
+    """A person's rating of one model output, linked to its ledger call.
+
+    It lives in the core so research, planning and the playground can record it
+    without importing analytics, which only reads it.
+    """
+
+    class Rating(models.IntegerChoices):
+        DOWN = -1, "Thumbs down"
+        UP = 1, "Thumbs up"
+
+    call = models.ForeignKey(LLMCall, on_delete=models.SET_NULL, null=True, blank=True, related_name="feedback")
+    team = models.ForeignKey("taskmaster.Team", on_delete=models.CASCADE, related_name="feedback")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    feature = models.CharField(max_length=60, db_index=True, help_text="e.g. research.answer, planning.expand")
+    # What was rated, as "<app_label>.<model>:<pk>", so the feature app keeps ownership of its objects.
+    target = models.CharField(max_length=100, blank=True)
+    rating = models.SmallIntegerField(choices=Rating.choices)
+    comment = models.TextField(blank=True, max_length=2000)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        app_label = "taskmaster"
+        ordering = ["-created_at"]
+        verbose_name_plural = "feedback"
+        constraints = [models.UniqueConstraint(fields=["user", "target"], name="feedback_one_per_user_target")]
+
+    def __str__(self) -> str:
+        return f"{self.get_rating_display()} on {self.feature}"
