@@ -10,7 +10,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TypeVar
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Model, Q, QuerySet
 from django.http import Http404
 
@@ -30,7 +31,7 @@ ROLE_PERMS: dict[str, frozenset[Perm]] = {
 }
 
 M = TypeVar("M", bound=Model)
-AnyUser = AbstractBaseUser | AnonymousUser
+AnyUser = User | AnonymousUser
 
 
 def roles_with(perm: Perm) -> list[str]:
@@ -58,7 +59,7 @@ def scoped(queryset: QuerySet[M], user: AnyUser, perm: Perm, team_path: str = "t
 def get_scoped(queryset: QuerySet[M], user: AnyUser, perm: Perm, team_path: str = "team", **lookup: object) -> M:
     try:
         return scoped(queryset, user, perm, team_path).get(**lookup)
-    except queryset.model.DoesNotExist:
+    except ObjectDoesNotExist:
         raise Http404(f"No {queryset.model._meta.verbose_name} found") from None
 
 

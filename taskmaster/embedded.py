@@ -197,7 +197,7 @@ def _start_postgres(data_dir: Path) -> None:
 
 def _stop_postgres(data_dir: Path) -> None:
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
-    from pgserver._commands import pg_ctl
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
     pgdata = _pg_dir(data_dir)
     if not (pgdata / "postmaster.pid").exists():
@@ -241,15 +241,24 @@ def _start_redis(data_dir: Path) -> None:
     subprocess.run(
         [
             executable,
-            "--port", "0",
-            "--unixsocket", str(sock),
-            "--unixsocketperm", "700",
-            "--dir", str(rdir),
-            "--dbfilename", "dump.rdb",
-            "--save", "300 1",
-            "--daemonize", "yes",
-            "--pidfile", str(rdir / "redis.pid"),
-            "--logfile", str(rdir / "redis.log"),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(rdir),
+            "--dbfilename",
+            "dump.rdb",
+            "--save",
+            "300 1",
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(rdir / "redis.pid"),
+            "--logfile",
+            str(rdir / "redis.log"),
         ],
         check=True,
         stdout=subprocess.DEVNULL,

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
-from taskmaster.access import Perm, get_scoped, teams_for
+from taskmaster.access import AnyUser, Perm, get_scoped, teams_for
 from taskmaster.models import Invitation, Job, Membership, Team
 
-User = get_user_model()
 
-
-def current_team(user: AbstractBaseUser | AnonymousUser, team_id: object) -> Team | None:
+def current_team(user: AnyUser, team_id: object) -> Team | None:
     if not user.is_authenticated:
         return None
     teams = teams_for(user, Perm.VIEW)
@@ -34,11 +31,11 @@ def open_invitations(team: Team) -> QuerySet[Invitation]:
     return Invitation.objects.filter(team=team, used_at__isnull=True).order_by("-created_at")
 
 
-def pending_users() -> QuerySet[AbstractBaseUser]:
+def pending_users() -> QuerySet[User]:
     return User.objects.filter(is_active=False).order_by("date_joined")
 
 
-def job_for(user: AbstractBaseUser | AnonymousUser, pk: int, perm: Perm = Perm.VIEW) -> Job:
+def job_for(user: AnyUser, pk: int, perm: Perm = Perm.VIEW) -> Job:
     return get_scoped(Job.objects.all(), user, perm, pk=pk)
 
 

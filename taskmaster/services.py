@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from taskmaster.models import Feedback, Invitation, Job, Membership, Role, Team
-
-User = get_user_model()
 
 
 def _unique_slug(name: str) -> str:
@@ -23,14 +20,14 @@ def _unique_slug(name: str) -> str:
 
 
 @transaction.atomic
-def team_create(*, name: str, owner: AbstractUser) -> Team:
+def team_create(*, name: str, owner: User) -> Team:
     team = Team.objects.create(name=name.strip()[:100], slug=_unique_slug(name))
     Membership.objects.create(user=owner, team=team, role=Role.OWNER)
     return team
 
 
 @transaction.atomic
-def user_signup(*, username: str, email: str, password: str, invitation_token: str = "") -> AbstractUser:
+def user_signup(*, username: str, email: str, password: str, invitation_token: str = "") -> User:
     """Create an account.
 
     The first account of a fresh install becomes the site admin and gets a team. Later
@@ -46,7 +43,6 @@ def user_signup(*, username: str, email: str, password: str, invitation_token: s
         if invitation is None or not invitation.usable:
             raise ValidationError("This invitation link is invalid or has expired.")
     user = User.objects.create_user(username=username, email=email, password=password)
-    assert isinstance(user, AbstractUser)
     if first:
         user.is_staff = user.is_superuser = True
     user.is_active = first or invitation is not None
@@ -59,18 +55,20 @@ def user_signup(*, username: str, email: str, password: str, invitation_token: s
 
 
 @transaction.atomic
-def invitation_create(*, team: Team, role: str, created_by: AbstractUser) -> Invitation:
+def invitation_create(*, team: Team, role: str, created_by: User) -> Invitation:
     if role not in Role.values:
         raise ValidationError(f"Unknown role {role!r}.")
     return Invitation.objects.create(team=team, role=role, created_by=created_by)
 
 
 @transaction.atomic
-def invitation_accept(*, invitation: Invitation, user: AbstractUser) -> Membership:
+def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if not invitation.usable:
         raise ValidationError("This invitation link is invalid or has expired.")
-    membership, _ = Membership.objects.get_or_create(user=user, team=invitation.team, defaults={"role": invitation.role})
+    membership, _ = Membership.objects.get_or_create(
+        user=user, team=invitation.team, defaults={"role": invitation.role}
+    )
     invitation.used_by, invitation.used_at = user, timezone.now()
     invitation.save(update_fields=["used_by", "used_at"])
     if not user.is_active:
@@ -85,7 +83,7 @@ def invitation_revoke(*, invitation: Invitation) -> None:
 
 
 @transaction.atomic
-def user_approve(*, user: AbstractUser) -> AbstractUser:
+def user_approve(*, user: User) -> User:
     user.is_active = True
     user.save(update_fields=["is_active"])
     return user
@@ -121,8 +119,15 @@ def _ensure_another_owner(membership: Membership) -> None:
 
 
 @transaction.atomic
-def job_create(*, team: Team, kind: str, title: str, created_by: AbstractUser | None = None,
-               params: dict[str, object] | None = None, total: int = 0) -> Job:
+def job_create(
+    *,
+    team: Team,
+    kind: str,
+    title: str,
+    created_by: User | None = None,
+    params: dict[str, object] | None = None,
+    total: int = 0,
+) -> Job:
     return Job.objects.create(
         team=team, kind=kind, title=title[:200], created_by=created_by, params=params or {}, total=total
     )
@@ -148,17 +153,25 @@ def job_progress(*, job_id: int, done: int, total: int | None = None, message: s
     Job.objects.filter(pk=job_id).update(**fields)
 
 
-def job_succeed(*, job_id: int, result: dict[str, object] | None = None, message: str = "Done.",
-                revision_ref: str = "") -> None:
+def job_succeed(
+    *, job_id: int, result: dict[str, object] | None = None, message: str = "Done.", revision_ref: str = ""
+) -> None:
     Job.objects.filter(pk=job_id).update(
-        status=Job.Status.SUCCEEDED, result=result or {}, message=message[:500], finished_at=timezone.now(),
+        status=Job.Status.SUCCEEDED,
+        result=result or {},
+        message=message[:500],
+        finished_at=timezone.now(),
         revision_ref=revision_ref,
     )
 
 
 def job_fail(*, job_id: int, error: str, result: dict[str, object] | None = None) -> None:
-    fields: dict[str, object] = {"status": Job.Status.FAILED, "error": error[:4000], "finished_at": timezone.now(),
-                                 "message": error.splitlines()[0][:500] if error else "Failed."}
+    fields: dict[str, object] = {
+        "status": Job.Status.FAILED,
+        "error": error[:4000],
+        "finished_at": timezone.now(),
+        "message": error.splitlines()[0][:500] if error else "Failed.",
+    }
     if result is not None:
         fields["result"] = result
     Job.objects.filter(pk=job_id).update(**fields)
@@ -168,15 +181,28 @@ def job_fail(*, job_id: int, error: str, result: dict[str, object] | None = None
 
 
 @transaction.atomic
-def feedback_record(*, team: Team, user: AbstractUser, feature: str, target: str, rating: int,
-                    comment: str = "", call_id: str | None = None) -> Feedback:
+def feedback_record(
+    *,
+    team: Team,
+    user: User,
+    feature: str,
+    target: str,
+    rating: int,
+    comment: str = "",
+    call_id: str | None = None,
+) -> Feedback:
     """Store (or replace) ``user``'s rating of one output; one rating per user and target."""
     if rating not in Feedback.Rating.values:
         raise ValidationError("A rating is +1 (thumbs up) or -1 (thumbs down).")
     feedback, _ = Feedback.objects.update_or_create(
         user=user,
         target=target,
-        defaults={"team": team, "feature": feature[:60], "rating": rating, "comment": comment.strip()[:2000],
-                  "call_id": call_id},
+        defaults={
+            "team": team,
+            "feature": feature[:60],
+            "rating": rating,
+            "comment": comment.strip()[:2000],
+            "call_id": call_id,
+        },
     )
     return feedback

@@ -112,11 +112,34 @@ class Workers:
         if name == "inference":
             from taskmaster.llm.defaults import CHAT_NAME, EMBED_NAME
 
-            cmd = [sys.executable, "manage.py", "inference_worker", "--queues",
-                   f"llm.{CHAT_NAME},llm.{EMBED_NAME}", "--loglevel", "WARNING"]
+            cmd = [
+                sys.executable,
+                "manage.py",
+                "inference_worker",
+                "--queues",
+                f"llm.{CHAT_NAME},llm.{EMBED_NAME}",
+                "--loglevel",
+                "WARNING",
+            ]
         else:
-            cmd = [sys.executable, "-m", "celery", "-A", "taskmaster", "worker", "-Q", "jobs", "-c", "2",
-                   "-n", "jobs@%h", "-l", "WARNING", "--without-mingle", "--without-gossip"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "taskmaster",
+                "worker",
+                "-Q",
+                "jobs",
+                "-c",
+                "2",
+                "-n",
+                "jobs@%h",
+                "-l",
+                "WARNING",
+                "--without-mingle",
+                "--without-gossip",
+            ]
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         _wait_for_workers([name])
@@ -146,7 +169,9 @@ class Workers:
 
 
 @pytest.fixture(scope="session")
-def workers(django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+def workers(
+    django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Workers]:
     with django_db_blocker.unblock():
         w = Workers(tmp_path_factory.mktemp("workers"))
         try:
@@ -188,7 +213,10 @@ def live_url(django_db_setup: None, django_db_blocker: Any, tmp_path_factory: py
     log = open(tmp_path_factory.mktemp("daphne") / "daphne.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "taskmaster.asgi:application"],
-        cwd=ROOT, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=subprocess_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -218,8 +246,13 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
         **browser_type_launch_args,
         "executable_path": CHROMIUM,
         "args": [
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
         ],
     }
 

@@ -149,10 +149,7 @@ def _reference_embedding(weights: dict[str, FloatArray], ids: list[int]) -> Floa
 
     n = len(ids)
     emb = "embeddings."
-    x = (
-        weights[emb + "word_embeddings.weight"][ids]
-        + weights[emb + "position_embeddings.weight"][:n]
-    )
+    x = weights[emb + "word_embeddings.weight"][ids] + weights[emb + "position_embeddings.weight"][:n]
     x = layer_norm(x + weights[emb + "token_type_embeddings.weight"][0], emb + "LayerNorm")
     heads, head_dim = 12, 32
     for i in range(6):
@@ -165,9 +162,7 @@ def _reference_embedding(weights: dict[str, FloatArray], ids: list[int]) -> Floa
         probs = np.exp(scores - scores.max(-1, keepdims=True))
         probs /= probs.sum(-1, keepdims=True)
         ctx = (probs @ v).transpose(1, 0, 2).reshape(n, heads * head_dim)
-        x = layer_norm(
-            x + dense(ctx, p + "attention.output.dense"), p + "attention.output.LayerNorm"
-        )
+        x = layer_norm(x + dense(ctx, p + "attention.output.dense"), p + "attention.output.LayerNorm")
         h = dense(x, p + "intermediate.dense")
         h = 0.5 * h * (1.0 + _erf(h / math.sqrt(2.0)))
         x = layer_norm(x + dense(h, p + "output.dense"), p + "output.LayerNorm")

@@ -100,7 +100,7 @@ async def _run(payload: dict[str, Any], on_event: EventHandler | None, timeout: 
     try:
         payload["enqueued_at"] = time.time()
         await sync_to_async(queueing.enqueued)(queue, request_id)
-        await sync_to_async(llm_run.apply_async)(args=[payload], queue=queue)
+        await sync_to_async(llm_run.apply_async)(args=(payload,), queue=queue)
         return await _wait(layer, channel, payload, on_event, timeout or settings.LLM_MAX_WAIT_S)
     except asyncio.CancelledError:
         # The caller went away (socket closed, Stop pressed): free the model promptly.
@@ -182,7 +182,9 @@ def _completion(result: dict[str, Any], request_id: str, schema: type[BaseModel]
     )
     if schema is not None:
         if completion.finish_reason == "length":
-            ledger.mark(request_id, outcome="error", error_class="truncated", error_message="schema output cut at max_tokens")
+            ledger.mark(
+                request_id, outcome="error", error_class="truncated", error_message="schema output cut at max_tokens"
+            )
             raise OutputTruncated(
                 f"{schema.__name__} output was cut off at max_tokens={completion.usage.completion_tokens}",
                 text=completion.text,
@@ -235,7 +237,9 @@ async def agenerate(
         kind=ModelKind.CHAT, role=role, model=model, ctx=ctx, body=body, input_chars=chars, stream_to=stream_to
     )
     if max_tokens >= chosen.context_length:
-        raise LLMError(f"max_tokens={max_tokens} does not fit {chosen.name}'s context of {chosen.context_length} tokens")
+        raise LLMError(
+            f"max_tokens={max_tokens} does not fit {chosen.name}'s context of {chosen.context_length} tokens"
+        )
     try:
         result = await _run(payload, on_event, timeout)
     except (WorkerLost, LLMTimeout) as exc:

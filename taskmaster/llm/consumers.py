@@ -57,7 +57,9 @@ class StreamingConsumer(AsyncWebsocketConsumer):
             elif kind == "llm.started":
                 await self.send_html(stream.meta(bubble, "Generating…"))
             elif kind == "llm.tokens":
-                await self.send_html(stream.tokens(bubble, event["text"]) + stream.meta(bubble, f"{event['tps']} tokens/s"))
+                await self.send_html(
+                    stream.tokens(bubble, event["text"]) + stream.meta(bubble, f"{event['tps']} tokens/s")
+                )
 
         try:
             completion = await client.agenerate(messages, on_event=on_event, **kwargs)
@@ -72,7 +74,15 @@ class StreamingConsumer(AsyncWebsocketConsumer):
         tps = f"{completion.timings.tokens_per_s:.1f} tokens/s" if completion.timings.tokens_per_s else ""
         ttft = f"first token {completion.timings.ttft_ms:.0f} ms" if completion.timings.ttft_ms else ""
         meta = " · ".join(
-            x for x in (completion.model, f"{completion.usage.completion_tokens} tokens", tps, ttft, completion.finish_reason) if x
+            x
+            for x in (
+                completion.model,
+                f"{completion.usage.completion_tokens} tokens",
+                tps,
+                ttft,
+                completion.finish_reason,
+            )
+            if x
         )
         await self.send_html(stream.final(bubble, completion.text, meta))
 

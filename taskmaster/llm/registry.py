@@ -90,7 +90,9 @@ def model_by_name(name: str) -> LLMModel:
     if model is None:
         raise ModelUnavailable(f"no model named {name!r}")
     if not model.enabled or not model.available:
-        raise ModelUnavailable(f"model {name} is {'disabled' if not model.enabled else 'unavailable'}: {model.last_error}")
+        raise ModelUnavailable(
+            f"model {name} is {'disabled' if not model.enabled else 'unavailable'}: {model.last_error}"
+        )
     return model
 
 

@@ -14,9 +14,7 @@ from taskmaster.markdown import render_markdown
 
 
 def user_bubble(container: str, text: str) -> SafeString:
-    return format_html(
-        '<div id="{}" hx-swap-oob="beforeend"><div class="bubble user">{}</div></div>', container, text
-    )
+    return format_html('<div id="{}" hx-swap-oob="beforeend"><div class="bubble user">{}</div></div>', container, text)
 
 
 def assistant_bubble(container: str, bubble_id: str, status: str = "Waiting for a worker…") -> SafeString:

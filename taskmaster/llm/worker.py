@@ -59,8 +59,15 @@ def _load_key(model: LLMModel) -> tuple[object, ...]:
     # Keyed by what shapes the loaded instance, not by row id: a registry edit that
     # changes threads or context reloads, while re-creating an identical row does not.
     return (
-        str(model.path), model.sha256, model.context_length, model.n_threads, model.n_batch,
-        model.n_gpu_layers, model.chat_format, model.chat_template, model.kind,
+        str(model.path),
+        model.sha256,
+        model.context_length,
+        model.n_threads,
+        model.n_batch,
+        model.n_gpu_layers,
+        model.chat_format,
+        model.chat_template,
+        model.kind,
     )
 
 
@@ -182,7 +189,7 @@ class Heartbeat:
         while not self._stop.wait(self.interval):
             try:
                 self.publisher.send({"type": "llm.heartbeat"})
-            except Exception:  # noqa: BLE001 - a missed heartbeat must not kill the generation
+            except Exception:
                 log.warning("heartbeat failed", exc_info=True)
 
 
@@ -197,8 +204,10 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 
 def _classify_runtime_error(exc: Exception, model: LLMModel) -> LLMError:
     text = str(exc)
-    if "exceed context window" in text or "context" in text.lower() and "exceed" in text.lower():
-        return ContextOverflow(f"the prompt does not fit {model.name}'s context of {model.context_length} tokens: {text}")
+    if "exceed context window" in text or ("context" in text.lower() and "exceed" in text.lower()):
+        return ContextOverflow(
+            f"the prompt does not fit {model.name}'s context of {model.context_length} tokens: {text}"
+        )
     if isinstance(exc, MemoryError) or "out of memory" in text.lower():
         return OutOfMemory(f"out of memory on {model.name}: {text}")
     err = LLMError(f"{type(exc).__name__}: {text}")
@@ -254,7 +263,7 @@ def run_generation(payload: dict[str, Any]) -> None:
         record.fail(err)
         publisher.send({"type": "llm.error", "error_class": "model_unavailable", "message": str(err)})
         return
-    except Exception as exc:  # noqa: BLE001 - anything else is reported, typed by its message
+    except Exception as exc:
         err = _classify_runtime_error(exc, LLMModel(name=payload["model_name"], context_length=0))
         log.exception("generation %s failed", request_id)
         record.fail(err)
@@ -270,7 +279,9 @@ def _embed(llm: Llama, payload: dict[str, Any], record: ledger.CallRecord) -> di
     texts: list[str] = payload["texts"]
     started = time.monotonic()
     response = llm.create_embedding(texts)
-    raw = np.asarray([item["embedding"] for item in sorted(response["data"], key=lambda d: d["index"])], dtype=np.float32)
+    raw = np.asarray(
+        [item["embedding"] for item in sorted(response["data"], key=lambda d: d["index"])], dtype=np.float32
+    )
     # llama.cpp returns raw mean-pooled vectors; unit length makes dot product = cosine.
     norms = np.linalg.norm(raw, axis=1, keepdims=True)
     vectors = (raw / np.where(norms == 0, 1, norms)).tolist()

@@ -13,8 +13,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": "/root"})
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/root"},
+    )
 
 
 def test_start_use_and_stop_in_a_fresh_data_dir(tmp_path: Path) -> None:
@@ -42,24 +48,34 @@ def test_start_use_and_stop_in_a_fresh_data_dir(tmp_path: Path) -> None:
 def test_a_second_holder_keeps_servers_up(tmp_path: Path) -> None:
     data = tmp_path / "var"
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, time
             from pathlib import Path
             from taskmaster import embedded
             embedded.ensure(Path({str(data)!r}), "redis")
             print("up", flush=True)
             sys.stdin.readline()
-        """)],
-        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "up"
         # A short-lived user of the same servers does not stop them for the holder.
-        assert _run(f"""
+        assert (
+            _run(f"""
             from pathlib import Path
             from taskmaster import embedded
             embedded.ensure(Path({str(data)!r}), "redis")
-        """).returncode == 0
+        """).returncode
+            == 0
+        )
         assert embedded.running(data)["redis"] is True
     finally:
         assert holder.stdin is not None
@@ -87,9 +103,17 @@ def test_unwritable_data_dir_is_one_clear_line(tmp_path: Path) -> None:
 
 def test_wrong_database_url_is_one_clear_line() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "taskmaster.launch"], cwd=ROOT, capture_output=True, text=True, timeout=60,
-        env={"PATH": "/usr/bin:/bin", "HOME": "/root", "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none",
-             "PORT": "18765"},
+        [sys.executable, "-m", "taskmaster.launch"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": "/root",
+            "DATABASE_URL": "postgres://nobody@127.0.0.1:1/none",
+            "PORT": "18765",
+        },
     )
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()

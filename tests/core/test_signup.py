@@ -15,8 +15,13 @@ PASSWORD = "a-long-enough-passphrase-9"
 def _signup(client: Client, username: str, invite: str = "") -> object:
     return client.post(
         reverse("signup") + (f"?invite={invite}" if invite else ""),
-        {"username": username, "email": f"{username}@example.com", "password": PASSWORD,
-         "password_again": PASSWORD, "invite": invite},
+        {
+            "username": username,
+            "email": f"{username}@example.com",
+            "password": PASSWORD,
+            "password_again": PASSWORD,
+            "invite": invite,
+        },
     )
 
 

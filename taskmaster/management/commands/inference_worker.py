@@ -23,8 +23,23 @@ class Command(BaseCommand):
         # One process, one generation at a time: the queue is the fair FIFO, and
         # nobody's stream is slowed by another's sharing the same cores.
         argv = [
-            sys.executable, "-m", "celery", "-A", "taskmaster", "worker",
-            "-Q", queues, "-c", "1", "--prefetch-multiplier", "1",
-            "-n", f"{options['name']}@%h", "-l", options["loglevel"], "--without-mingle", "--without-gossip",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "taskmaster",
+            "worker",
+            "-Q",
+            queues,
+            "-c",
+            "1",
+            "--prefetch-multiplier",
+            "1",
+            "-n",
+            f"{options['name']}@%h",
+            "-l",
+            options["loglevel"],
+            "--without-mingle",
+            "--without-gossip",
         ]
-        os.execv(sys.executable, argv)
+        os.execv(sys.executable, argv)  # noqa: S606 - become the worker, so signals reach Celery itself
