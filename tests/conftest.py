@@ -1,4 +1,3 @@
-# Engineers working in parallel: read /tmp/brief.md first (conventions, fixtures, shared-file rules).
 """Shared fixtures: the three users, real Celery workers, a live daphne server, Chromium.
 
 Nothing of ours is mocked. Workers and daphne run as subprocesses against the test
@@ -56,6 +55,22 @@ def trio(db: None) -> Trio:
     Membership.objects.create(user=member, team=team, role=Role.EDITOR)
     Membership.objects.create(user=outsider, team=other, role=Role.OWNER)
     return Trio(team=team, owner=owner, member=member, outsider=outsider, other_team=other)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_sessions(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Before the test database is dropped, end sessions that async tests left open.
+
+    Async tests reach the ORM through asgiref's executor thread, whose connection outlives
+    the test; without this the final DROP DATABASE fails and the next run starts with a
+    stale test database.
+    """
+    yield
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 # --- subprocess environment --------------------------------------------------------

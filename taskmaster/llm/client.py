@@ -94,24 +94,38 @@ async def _run(payload: dict[str, Any], on_event: EventHandler | None, timeout: 
     assert layer is not None, "CHANNEL_LAYERS is not configured"
     request_id = payload["request_id"]
     group = queueing.group_name(request_id)
-    channel = await layer.new_channel("llmwait.")
+    # The default "specific." prefix on purpose: channels_redis serves every process-local
+    # channel through one receive lock and one Redis list per prefix; a channel with another
+    # prefix starves while a consumer in this process holds the lock for its own.
+    channel = await layer.new_channel()
     await layer.group_add(group, channel)
+    inbox: asyncio.Queue[Event] = asyncio.Queue()
+    # One receive() that is never interrupted: channels_redis drops a channel's buffered
+    # messages when a receive() on it is cancelled, so polling it with wait_for() loses
+    # tokens as soon as another consumer in this process shares the layer.
+    reader = asyncio.create_task(_pump(layer, channel, inbox))
     queue = payload["queue"]
     try:
         payload["enqueued_at"] = time.time()
         await sync_to_async(queueing.enqueued)(queue, request_id)
         await sync_to_async(llm_run.apply_async)(args=(payload,), queue=queue)
-        return await _wait(layer, channel, payload, on_event, timeout or settings.LLM_MAX_WAIT_S)
+        return await _wait(inbox, payload, on_event, timeout or settings.LLM_MAX_WAIT_S)
     except asyncio.CancelledError:
         # The caller went away (socket closed, Stop pressed): free the model promptly.
         await sync_to_async(queueing.cancel)(request_id)
         raise
     finally:
+        reader.cancel()
         await layer.group_discard(group, channel)
 
 
+async def _pump(layer: Any, channel: str, inbox: asyncio.Queue[Event]) -> None:
+    while True:
+        await inbox.put(await layer.receive(channel))
+
+
 async def _wait(
-    layer: Any, channel: str, payload: dict[str, Any], on_event: EventHandler | None, timeout: float
+    inbox: asyncio.Queue[Event], payload: dict[str, Any], on_event: EventHandler | None, timeout: float
 ) -> dict[str, Any]:
     request_id, queue = payload["request_id"], payload["queue"]
     deadline = time.monotonic() + timeout
@@ -125,7 +139,7 @@ async def _wait(
             await sync_to_async(queueing.cancel)(request_id)
             raise LLMTimeout(f"no result from {payload['model_name']} within {timeout:.0f} s")
         try:
-            event = await asyncio.wait_for(layer.receive(channel), timeout=min(0.5, remaining))
+            event = await asyncio.wait_for(inbox.get(), timeout=min(0.5, remaining))
         except TimeoutError:
             if started and time.monotonic() - last_heard > silence:
                 await sync_to_async(queueing.cancel)(request_id)

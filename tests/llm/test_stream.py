@@ -29,7 +29,9 @@ async def test_events_arrive_in_order_and_tokens_add_up_to_the_text(llm: Workers
         events.append(event)
 
     completion = await agenerate(
-        [{"role": "user", "content": "Name three colours."}], max_tokens=32, on_event=on_event,
+        [{"role": "user", "content": "Name three colours."}],
+        max_tokens=32,
+        on_event=on_event,
         context=CallContext(feature="test.stream"),
     )
     kinds = [e["type"] for e in events]
@@ -82,7 +84,7 @@ async def test_playground_streams_the_one_protocol(llm: Workers) -> None:
     await communicator.disconnect()
 
     assert 'class="bubble user"' in frames[0] and "Say &lt;b&gt;hi&lt;/b&gt; &amp; bye" in frames[0]
-    assert 'class="bubble assistant"' in frames[1] and "-text\"></span>" in frames[1]
+    assert 'class="bubble assistant"' in frames[1] and '-text"></span>' in frames[1]
     token_frames = [f for f in frames if 'hx-swap-oob="beforeend"' in f and "-text" in f and "bubble" not in f]
     assert token_frames, frames
     streamed = "".join(html.unescape(re.sub(r"<[^>]+>", "", f.split("</span>")[0])) for f in token_frames)
