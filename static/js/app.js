@@ -11,3 +11,10 @@ document.addEventListener("htmx:wsAfterMessage", () => {
   const last = document.querySelector("[data-autoscroll] > :last-child");
   if (last) last.scrollIntoView({ block: "end" });
 });
+
+// A sent prompt leaves the box empty for the next one.
+document.addEventListener("htmx:wsAfterSend", (event) => {
+  const form = event.target instanceof HTMLFormElement ? event.target : event.target.closest?.("form");
+  const prompt = form?.querySelector("textarea[name=prompt], input[name=question]");
+  if (prompt) prompt.value = "";
+});

@@ -9,10 +9,11 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.template.loader import render_to_string
 
 from taskmaster.llm import client, stream
 from taskmaster.llm.errors import Cancelled, LLMError
-from taskmaster.llm.types import CallContext
+from taskmaster.llm.types import CallContext, Completion
 
 MAX_PROMPT_CHARS = 8000
 
@@ -84,12 +85,19 @@ class StreamingConsumer(AsyncWebsocketConsumer):
             )
             if x
         )
-        await self.send_html(stream.final(bubble, completion.text, meta))
+        await self.send_html(stream.final(bubble, completion.text, meta, extra_html=await self.final_extra(completion)))
+
+    async def final_extra(self, completion: Completion) -> str:
+        """HTML appended under a finished answer (rating buttons, citations); escaped by the caller."""
+        return ""
 
 
 class PlaygroundConsumer(StreamingConsumer):
     async def authorized(self, user: Any) -> bool:
         return bool(user.is_staff)
+
+    async def final_extra(self, completion: Completion) -> str:
+        return render_to_string("llm/_feedback.html", {"call_id": completion.request_id})
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:

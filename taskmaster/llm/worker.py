@@ -154,7 +154,8 @@ class Publisher:
         """Queue a token; returns True when a batch went out (a good moment to check cancel)."""
         self.buffer.append(text)
         self.count += 1
-        if len(self.buffer) >= self.batch_n or time.monotonic() - self.last_flush >= self.batch_s:
+        # The first token goes out alone: time to first token is what a person waits for.
+        if self.count == 1 or len(self.buffer) >= self.batch_n or time.monotonic() - self.last_flush >= self.batch_s:
             self.flush()
             return True
         return False

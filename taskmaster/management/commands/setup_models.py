@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from taskmaster.llm.defaults import prepare_files, register_defaults
@@ -11,6 +12,8 @@ class Command(BaseCommand):
     help = "Prepare the offline default models (copy SmolLM2, convert MiniLM to GGUF) and register them."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Registering needs the tables; on a fresh machine nothing has migrated yet.
+        call_command("migrate", verbosity=0, interactive=False)
         try:
             prepared = prepare_files()
         except RuntimeError as exc:
