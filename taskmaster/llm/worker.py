@@ -235,6 +235,7 @@ def run_generation(payload: dict[str, Any]) -> None:
         input_chars=payload.get("input_chars", 0),
         queue_wait_ms=queue_wait_ms,
         worker=worker_name(),
+        routing=payload.get("routing", {}),
     )
     if queueing.is_cancelled(request_id):
         record.fail(Cancelled("cancelled before it started"))
