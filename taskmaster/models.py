@@ -9,9 +9,23 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from taskmaster.api.models import ApiToken, UserApiLimit
 from taskmaster.llm.models import Feedback, LLMCall, LLMModel, ModelLoadStatus, RoleDefault
 
-__all__ = ["Feedback", "Invitation", "Job", "LLMCall", "LLMModel", "Membership", "ModelLoadStatus", "Role", "RoleDefault", "Team"]
+__all__ = [
+    "ApiToken",
+    "Feedback",
+    "Invitation",
+    "Job",
+    "LLMCall",
+    "LLMModel",
+    "Membership",
+    "ModelLoadStatus",
+    "Role",
+    "RoleDefault",
+    "Team",
+    "UserApiLimit",
+]
 
 
 class Team(models.Model):
