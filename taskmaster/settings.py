@@ -52,6 +52,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "analytics.metrics.HttpMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -104,7 +105,9 @@ REDIS_URL = env_str("REDIS_URL") or embedded.redis_url(DATA_DIR)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 2000, "expiry": 60},
+        # redis-py 8 defaults socket_timeout to 5 s, the same as channels_redis's blocking
+        # pop; a consumer idle for 5 s would then die with "Timeout reading".
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "capacity": 2000, "expiry": 60},
     }
 }
 
@@ -151,6 +154,8 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
+# daphne serves /static/ itself unless a reverse proxy does (production: see deploy/).
+SERVE_STATIC = env_bool("SERVE_STATIC", ENVIRONMENT != "production")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -189,4 +194,27 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+}
+
+# OpenAI-compatible API (/v1/): body size limit, per-user defaults (overridable per user in the admin).
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1024 * 1024)
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 120)  # 0 = unlimited
+API_DAILY_TOKEN_QUOTA = env_int("API_DAILY_TOKEN_QUOTA", 1_000_000)  # prompt + completion tokens; 0 = unlimited
+# max_tokens when a client sends none (never beyond the model's context).
+API_DEFAULT_MAX_TOKENS = env_int("API_DEFAULT_MAX_TOKENS", 1024)
+
+# Analytics: nightly pattern recognition, and who may read /metrics. With METRICS_TOKEN set,
+# scrapers send "Authorization: Bearer <token>". METRICS_ALLOWED_IPS (exact REMOTE_ADDRs) is empty
+# by default: behind daphne --proxy-headers the address comes from X-Forwarded-For, which a
+# client can forge unless a proxy overwrites it. With neither set, /metrics answers 403.
+from celery.schedules import crontab  # noqa: E402
+
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", [])
+CELERY_BEAT_SCHEDULE = {
+    "analytics-nightly-patterns": {
+        "task": "analytics.patterns_nightly",
+        "schedule": crontab(hour=env_int("ANALYTICS_PATTERNS_HOUR", 3), minute=0),
+        "options": {"queue": "jobs"},
+    },
 }

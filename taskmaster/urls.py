@@ -21,7 +21,11 @@ urlpatterns = [
     path("jobs/<int:pk>/", views.job_status, name="job_status"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    # Feature apps are mounted by dotted path only: the core never imports them.
+    path("", include("analytics.metrics_urls")),
     path("llm/", include("taskmaster.llm.urls")),
+    path("v1/", include("taskmaster.api.urls")),
+    path("settings/tokens/", include("taskmaster.api.settings_urls")),
     path("research/", include("research.urls")),
     path("planning/", include("planning.urls")),
     path("analytics/", include("analytics.urls")),
