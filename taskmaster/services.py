@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -165,6 +167,15 @@ def job_succeed(
     )
 
 
+# Apps that react to failed jobs (recovery) register here; the core never imports them.
+_job_failure_hooks: list[Callable[[int], None]] = []
+
+
+def register_job_failure_hook(hook: Callable[[int], None]) -> None:
+    if hook not in _job_failure_hooks:
+        _job_failure_hooks.append(hook)
+
+
 def job_fail(*, job_id: int, error: str, result: dict[str, object] | None = None) -> None:
     fields: dict[str, object] = {
         "status": Job.Status.FAILED,
@@ -175,6 +186,8 @@ def job_fail(*, job_id: int, error: str, result: dict[str, object] | None = None
     if result is not None:
         fields["result"] = result
     Job.objects.filter(pk=job_id).update(**fields)
+    for hook in _job_failure_hooks:
+        transaction.on_commit(lambda hook=hook: hook(job_id))  # type: ignore[misc]
 
 
 # --- feedback ----------------------------------------------------------------------

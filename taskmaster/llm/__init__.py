@@ -14,7 +14,16 @@ raises ``OutputTruncated`` / ``SchemaValidationError``.
 Feature code imports from here and never imports ``llama_cpp``.
 """
 
-from taskmaster.llm.client import aembed, agenerate, cancel, embed, generate, set_router
+from taskmaster.llm.client import (
+    RecoveryAttempt,
+    aembed,
+    agenerate,
+    cancel,
+    embed,
+    generate,
+    set_recovery,
+    set_router,
+)
 from taskmaster.llm.errors import (
     Cancelled,
     ContextOverflow,
@@ -38,6 +47,7 @@ __all__ = [
     "ModelFileError",
     "ModelUnavailable",
     "OutputTruncated",
+    "RecoveryAttempt",
     "SchemaValidationError",
     "WorkerLost",
     "aembed",
@@ -45,5 +55,6 @@ __all__ = [
     "cancel",
     "embed",
     "generate",
+    "set_recovery",
     "set_router",
 ]

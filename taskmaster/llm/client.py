@@ -11,6 +11,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -21,6 +22,7 @@ from pydantic import BaseModel
 from taskmaster.llm import ledger, queueing, registry
 from taskmaster.llm.errors import (
     ERROR_CLASSES,
+    Cancelled,
     LLMError,
     LLMTimeout,
     OutputTruncated,
@@ -41,6 +43,29 @@ _router: Callable[[str, CallContext], tuple[LLMModel, dict[str, Any]] | None] | 
 def set_router(router: Callable[[str, CallContext], tuple[LLMModel, dict[str, Any]] | None] | None) -> None:
     global _router
     _router = router
+
+
+@dataclass
+class RecoveryAttempt:
+    """What a recovery handler learns about a failed call (the recovery app registers one)."""
+
+    error: LLMError
+    attempt: int  # 1 after the first failure
+    messages: list[dict[str, Any]]
+    kwargs: dict[str, Any]  # the call's keyword arguments: role, model, max_tokens, schema, sampling...
+    context: CallContext
+    # Tokens already reached a listener (a page, an SSE client): a retry would show them twice.
+    streamed: bool
+
+
+RecoveryHandler = Callable[[RecoveryAttempt], Awaitable[dict[str, Any] | None]]
+_recovery: RecoveryHandler | None = None
+
+
+def set_recovery(handler: RecoveryHandler | None) -> None:
+    """Register the one recovery handler; it returns changed call arguments to retry, or None to give up."""
+    global _recovery
+    _recovery = handler
 
 
 def _choose_model(role: str, model: str | None, ctx: CallContext) -> tuple[LLMModel, dict[str, Any]]:
@@ -219,7 +244,7 @@ def _ctx(context: CallContext | None, feature: str | None) -> CallContext:
     return ctx
 
 
-async def agenerate(
+async def _agenerate_once(
     messages: list[dict[str, Any]],
     *,
     role: str = "main",
@@ -235,7 +260,6 @@ async def agenerate(
     timeout: float | None = None,
     **sampling: Any,
 ) -> Completion:
-    """Generate a chat completion on a worker; see the module docstring of taskmaster.llm."""
     ctx = _ctx(context, feature)
     schema_dict = json_schema(schema) if schema is not None else json_schema_dict
     body = {
@@ -258,8 +282,62 @@ async def agenerate(
         result = await _run(payload, on_event, timeout)
     except (WorkerLost, LLMTimeout) as exc:
         await sync_to_async(_record_lost)(payload, exc)
+        exc.request_id = payload["request_id"]
         raise
-    return await sync_to_async(_completion)(result, payload["request_id"], schema)
+    except LLMError as exc:
+        exc.request_id = payload["request_id"]
+        raise
+    try:
+        return await sync_to_async(_completion)(result, payload["request_id"], schema)
+    except LLMError as exc:
+        exc.request_id = payload["request_id"]
+        raise
+
+
+async def agenerate(messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
+    """Generate a chat completion on a worker; see the module docstring of taskmaster.llm.
+
+    When a call fails and a recovery handler is registered (``set_recovery``), the handler
+    may answer with changed arguments (a larger ``max_tokens``, another ``model``, shorter
+    ``messages``, a ``delay`` in seconds before trying again); the call is then retried.
+    Cancellation is never retried.
+    """
+    attempt = 0
+    while True:
+        streamed = False
+        listener: EventHandler | None = kwargs.get("on_event")
+
+        async def watch(event: Event, listener: EventHandler | None = listener) -> None:
+            nonlocal streamed
+            if event.get("type") == "llm.tokens" and listener is not None:
+                streamed = True
+            if listener is not None:
+                await listener(event)
+
+        try:
+            return await _agenerate_once(messages, **{**kwargs, "on_event": watch})
+        except LLMError as exc:
+            if _recovery is None or isinstance(exc, Cancelled):
+                raise
+            attempt += 1
+            change = await _recovery(
+                RecoveryAttempt(
+                    error=exc,
+                    attempt=attempt,
+                    messages=messages,
+                    kwargs=dict(kwargs),
+                    context=_ctx(kwargs.get("context"), kwargs.get("feature")),
+                    streamed=streamed or bool(kwargs.get("stream_to")),
+                )
+            )
+            if not change:
+                raise
+            change = dict(change)
+            delay = float(change.pop("delay", 0) or 0)
+            messages = change.pop("messages", messages)
+            kwargs = {**kwargs, **change}
+            if delay > 0:
+                await asyncio.sleep(delay)
 
 
 def generate(messages: list[dict[str, Any]], **kwargs: Any) -> Completion:

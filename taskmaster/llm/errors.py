@@ -7,6 +7,8 @@ class LLMError(Exception):
     """Base class. ``error_class`` is what the ledger records."""
 
     error_class = "unknown"
+    # The ledger row (LLMCall id) of the failed call, when the call got that far.
+    request_id: str | None = None
 
 
 class ModelUnavailable(LLMError):
