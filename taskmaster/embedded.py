@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 DB_NAME = "taskmaster"
 # AF_UNIX paths are limited to 108 bytes including the terminator.
 _SOCKET_LIMIT = 100
-_registered: set[Path] = set()
+_registered: set[tuple[Path, str]] = set()
 _STARTERS = {"postgres": lambda d: _start_postgres(d), "redis": lambda d: _start_redis(d)}
+_STOPPERS = {"postgres": lambda d: _stop_postgres(d), "redis": lambda d: _stop_redis(d)}
 
 
 def _pg_dir(data_dir: Path) -> Path:
@@ -99,12 +100,14 @@ def postgres_url(data_dir: Path) -> str:
 
 
 @contextlib.contextmanager
-def _locked(data_dir: Path) -> Iterator[Path]:
+def _locked(data_dir: Path, service: str) -> Iterator[Path]:
     lock_path = data_dir / ".embedded.lock"
     with open(lock_path, "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
-            yield data_dir / ".embedded.holders"
+            # Holders per service: a process that uses an external database but the
+            # embedded Redis must never stop an embedded PostgreSQL it did not start.
+            yield data_dir / f".embedded.{service}.holders"
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
@@ -127,7 +130,7 @@ def _read_holders(path: Path) -> list[int]:
 
 
 def ensure(data_dir: Path, service: str) -> None:
-    """Start or reuse an embedded server and hold the embedded servers until this process exits."""
+    """Start or reuse an embedded server and hold it until this process exits."""
     if os.environ.get("TASKMASTER_EMBEDDED_CHILD"):
         return
     try:
@@ -137,27 +140,27 @@ def ensure(data_dir: Path, service: str) -> None:
         probe.unlink()
     except OSError as exc:
         raise ConfigError(f"{data_dir} is not writable ({exc.strerror}); set DATA_DIR to a writable folder") from None
-    with _locked(data_dir) as holders_path:
+    with _locked(data_dir, service) as holders_path:
         _STARTERS[service](data_dir)
-        if data_dir in _registered:
+        if (data_dir, service) in _registered:
             return
         holders = _read_holders(holders_path)
         holders.append(os.getpid())
         holders_path.write_text(json.dumps(sorted(set(holders))))
-    _registered.add(data_dir)
-    atexit.register(release, data_dir)
+    _registered.add((data_dir, service))
+    atexit.register(release, data_dir, service)
 
 
-def release(data_dir: Path) -> None:
-    """Drop this process's hold; the last holder stops both servers."""
-    if data_dir not in _registered:
+def release(data_dir: Path, service: str) -> None:
+    """Drop this process's hold on ``service``; the last holder stops it."""
+    if (data_dir, service) not in _registered:
         return
-    _registered.discard(data_dir)
-    with _locked(data_dir) as holders_path:
+    _registered.discard((data_dir, service))
+    with _locked(data_dir, service) as holders_path:
         holders = [pid for pid in _read_holders(holders_path) if pid != os.getpid()]
         holders_path.write_text(json.dumps(holders))
         if not holders:
-            stop(data_dir)
+            _STOPPERS[service](data_dir)
 
 
 def child_env(data_dir: Path) -> dict[str, str]:
@@ -202,6 +205,7 @@ def _stop_postgres(data_dir: Path) -> None:
     pgdata = _pg_dir(data_dir)
     if not (pgdata / "postmaster.pid").exists():
         return
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_pg_user(), timeout=30)
 
