@@ -6,6 +6,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.models import LogEntry
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -23,7 +24,7 @@ from taskmaster import services
 from taskmaster.llm import acquire
 from taskmaster.llm.models import LLMCall, LLMModel, ModelKind, ModelLoadStatus, ModelRole, RoleDefault
 from taskmaster.llm.registry import model_verify, role_default_set
-from taskmaster.models import Invitation, Membership, Team
+from taskmaster.models import AuditEvent, Invitation, Membership, Team
 
 User = get_user_model()
 
@@ -60,7 +61,7 @@ class TaskmasterUserAdmin(UserAdmin):
     @admin.action(description="Approve selected sign-ups (activate)")
     def approve(self, request: HttpRequest, queryset: QuerySet) -> None:  # type: ignore[type-arg]
         for user in queryset.filter(is_active=False):
-            services.user_approve(user=user)
+            services.user_approve(user=user, actor=request.user)  # type: ignore[arg-type]
         self.message_user(request, "Approved.", messages.SUCCESS)
 
 
@@ -434,6 +435,42 @@ class LLMCallAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "action", "target", "actor", "team"]
+    list_filter = ["action"]
+    search_fields = ["target", "actor__username", "team__slug"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(LogEntry)
+class AdminLogEntryAdmin(admin.ModelAdmin):
+    """Every change made through this admin site, read-only."""
+
+    list_display = ["action_time", "user", "content_type", "object_repr", "action_flag", "change_message"]
+    list_filter = ["action_flag", "content_type"]
+    search_fields = ["object_repr", "user__username"]
+    date_hierarchy = "action_time"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
 

@@ -14,6 +14,7 @@ from taskmaster.llm.models import Feedback, LLMCall, LLMModel, ModelLoadStatus, 
 
 __all__ = [
     "ApiToken",
+    "AuditEvent",
     "Feedback",
     "Invitation",
     "Job",
@@ -130,3 +131,25 @@ class Job(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in {self.Status.SUCCEEDED, self.Status.FAILED, self.Status.CANCELLED}
+
+
+class AuditEvent(models.Model):
+    """Who changed accounts, teams or permissions, and how. Never holds a secret.
+
+    Admin-site edits are also in Django's own admin log (LogEntry), shown beside this.
+    """
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    team = models.ForeignKey(Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="audit_events")
+    action = models.CharField(max_length=60, db_index=True, help_text="e.g. membership.role, invitation.create")
+    target = models.CharField(max_length=200, help_text="who or what was changed")
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target}"

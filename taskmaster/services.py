@@ -10,7 +10,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from taskmaster.models import Feedback, Invitation, Job, Membership, Role, Team
+from taskmaster.models import AuditEvent, Feedback, Invitation, Job, Membership, Role, Team
+
+
+def _audit(action: str, *, actor: User | None, target: str, team: Team | None = None, **details: object) -> None:
+    AuditEvent.objects.create(action=action, actor=actor, team=team, target=target[:200], details=details)
 
 
 def _unique_slug(name: str) -> str:
@@ -25,6 +29,7 @@ def _unique_slug(name: str) -> str:
 def team_create(*, name: str, owner: User) -> Team:
     team = Team.objects.create(name=name.strip()[:100], slug=_unique_slug(name))
     Membership.objects.create(user=owner, team=team, role=Role.OWNER)
+    _audit("team.create", actor=owner, team=team, target=team.slug)
     return team
 
 
@@ -49,6 +54,14 @@ def user_signup(*, username: str, email: str, password: str, invitation_token: s
         user.is_staff = user.is_superuser = True
     user.is_active = first or invitation is not None
     user.save()
+    _audit(
+        "user.signup",
+        actor=user,
+        target=user.username,
+        site_admin=first,
+        invited=invitation is not None,
+        active=user.is_active,
+    )
     if first:
         team_create(name=f"{username}'s team", owner=user)
     if invitation is not None:
@@ -60,7 +73,10 @@ def user_signup(*, username: str, email: str, password: str, invitation_token: s
 def invitation_create(*, team: Team, role: str, created_by: User) -> Invitation:
     if role not in Role.values:
         raise ValidationError(f"Unknown role {role!r}.")
-    return Invitation.objects.create(team=team, role=role, created_by=created_by)
+    invitation = Invitation.objects.create(team=team, role=role, created_by=created_by)
+    # The token is a secret: the log names the invitation, never its link.
+    _audit("invitation.create", actor=created_by, team=team, target=f"invitation {invitation.pk}", role=role)
+    return invitation
 
 
 @transaction.atomic
@@ -76,38 +92,59 @@ def invitation_accept(*, invitation: Invitation, user: User) -> Membership:
     if not user.is_active:
         user.is_active = True
         user.save(update_fields=["is_active"])
+    _audit(
+        "membership.join",
+        actor=user,
+        team=invitation.team,
+        target=user.username,
+        role=membership.role,
+        invitation=invitation.pk,
+    )
     return membership
 
 
 @transaction.atomic
-def invitation_revoke(*, invitation: Invitation) -> None:
+def invitation_revoke(*, invitation: Invitation, actor: User | None = None) -> None:
+    _audit("invitation.revoke", actor=actor, team=invitation.team, target=f"invitation {invitation.pk}")
     invitation.delete()
 
 
 @transaction.atomic
-def user_approve(*, user: User) -> User:
+def user_approve(*, user: User, actor: User | None = None) -> User:
     user.is_active = True
     user.save(update_fields=["is_active"])
+    _audit("user.approve", actor=actor, target=user.username)
     return user
 
 
 @transaction.atomic
-def membership_set_role(*, membership: Membership, role: str) -> Membership:
+def membership_set_role(*, membership: Membership, role: str, actor: User | None = None) -> Membership:
     if role not in Role.values:
         raise ValidationError(f"Unknown role {role!r}.")
     membership = Membership.objects.select_for_update().get(pk=membership.pk)
     if membership.role == Role.OWNER and role != Role.OWNER:
         _ensure_another_owner(membership)
+    _audit(
+        "membership.role",
+        actor=actor,
+        team=membership.team,
+        target=membership.user.username,
+        before=membership.role,
+        after=role,
+    )
     membership.role = role
     membership.save(update_fields=["role"])
     return membership
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership) -> None:
+def membership_remove(*, membership: Membership, actor: User | None = None) -> None:
     membership = Membership.objects.select_for_update().get(pk=membership.pk)
     if membership.role == Role.OWNER:
         _ensure_another_owner(membership)
+    _audit(
+        "membership.remove", actor=actor, team=membership.team, target=membership.user.username, role=membership.role
+    )
     membership.delete()
 
 

@@ -109,7 +109,7 @@ def invitation_create(request: HttpRequest, slug: str) -> HttpResponse:
 def invitation_revoke(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     team = team_for(request.user, Perm.MANAGE, slug=slug)
     invitation = get_object_or_404(Invitation, pk=pk, team=team)
-    services.invitation_revoke(invitation=invitation)
+    services.invitation_revoke(invitation=invitation, actor=request.user)  # type: ignore[arg-type]
     messages.success(request, "Invitation revoked.")
     return redirect("team_detail", slug=team.slug)
 
@@ -136,12 +136,12 @@ def membership_update(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     membership = get_scoped(Membership.objects.all(), request.user, Perm.MANAGE, pk=pk, team=team)
     try:
         if request.POST.get("action") == "remove":
-            services.membership_remove(membership=membership)
+            services.membership_remove(membership=membership, actor=request.user)  # type: ignore[arg-type]
             messages.success(request, f"{membership.user} removed from the team.")
         else:
             form = RoleForm(request.POST)
             if form.is_valid():
-                services.membership_set_role(membership=membership, role=form.cleaned_data["role"])
+                services.membership_set_role(membership=membership, role=form.cleaned_data["role"], actor=request.user)  # type: ignore[arg-type]
                 messages.success(request, f"{membership.user} is now {form.cleaned_data['role']}.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
@@ -169,4 +169,8 @@ def job_status(request: HttpRequest, pk: int) -> HttpResponse:
     """The progress partial; it polls itself every second until the job is finished."""
     from taskmaster.selectors import job_for
 
-    return render(request, "taskmaster/_job.html", {"job": job_for(request.user, pk)})
+    job = job_for(request.user, pk)
+    response = render(request, "taskmaster/_job.html", {"job": job})
+    if job.finished:
+        response["HX-Trigger"] = "job-finished"
+    return response

@@ -7,6 +7,7 @@ programming error, caught when the call is made rather than in production.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -64,7 +65,15 @@ def json_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 def validate(model: type[BaseModel], text: str) -> BaseModel:
     try:
-        return model.model_validate_json(text)
+        # llama.cpp's JSON grammar lets raw control characters (a newline) into strings,
+        # which strict JSON forbids; the non-strict parser accepts them as the text they are.
+        data = json.loads(text, strict=False)
+    except json.JSONDecodeError as exc:
+        raise SchemaValidationError(
+            f"{model.__name__}: output is not JSON ({exc.msg} at {exc.pos})", text=text
+        ) from None
+    try:
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "$"
