@@ -1,0 +1,288 @@
+"""The ingestion job: sources → documents → chunks with embeddings.
+
+Idempotent and resumable: a document whose content (sha256) and embedding model are
+unchanged is skipped, so a re-delivered or re-run job only finishes what is missing.
+Embeddings are computed first; a document's chunks are then swapped in within one
+transaction, so search sees either the old version or the whole new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from django.contrib.postgres.search import SearchVector
+from django.db import transaction
+from django.db.models import Value
+from django.utils import timezone
+
+from research.extract import ExtractionError, chunk_sections, extract, is_supported, unsupported_message
+from research.models import EMBEDDING_DIMENSIONS, Chunk, Collection, Document, Source, Status
+from research.services import collection_bump
+from taskmaster.llm import CallContext, LLMError, embed
+from taskmaster.llm.registry import model_for_role
+from taskmaster.models import Job
+from taskmaster.services import job_fail, job_progress, job_start, job_succeed
+
+log = logging.getLogger(__name__)
+
+EMBED_BATCH = 32
+URL_MAX_BYTES = 10 * 1024 * 1024
+
+
+@dataclass
+class RawDocument:
+    key: str
+    name: str
+    data: bytes
+
+
+@dataclass
+class Progress:
+    job_id: int
+    total: int = 0
+    done: int = 0
+    chunks: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    duplicates: int = 0
+    failures: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.chunks / elapsed if elapsed > 0 else 0.0
+
+    def message(self) -> str:
+        text = f"{self.done}/{self.total} documents · {self.chunks} chunks · {self.rate():.1f} chunks/s"
+        if self.failures:
+            text += f" · {len(self.failures)} failed: " + "; ".join(self.failures)
+        return text
+
+    def report(self) -> None:
+        job_progress(job_id=self.job_id, done=self.done, total=self.total, message=self.message())
+
+    def result(self) -> dict[str, object]:
+        return {
+            "documents": self.total,
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "duplicates": self.duplicates,
+            "chunks": self.chunks,
+            "chunks_per_s": round(self.rate(), 1),
+            "failures": self.failures,
+        }
+
+
+def _fetch_url(url: str) -> RawDocument:
+    try:
+        with httpx.stream("GET", url, timeout=20, follow_redirects=True) as response:
+            response.raise_for_status()
+            body = b""
+            for part in response.iter_bytes():
+                body += part
+                if len(body) > URL_MAX_BYTES:
+                    raise ExtractionError(f"{url} is larger than {URL_MAX_BYTES // 1_000_000} MB")
+            ctype = response.headers.get("content-type", "").split(";")[0].strip()
+    except httpx.HTTPError as exc:
+        raise ExtractionError(f"could not fetch {url}: {exc}") from None
+    suffix = {"application/pdf": ".pdf", "text/plain": ".txt", "text/markdown": ".md"}.get(ctype, ".html")
+    return RawDocument(key=url, name=f"page{suffix}", data=body)
+
+
+def _raw_documents(source: Source) -> list[RawDocument]:
+    if source.kind == Source.Kind.UPLOAD:
+        if not source.file:
+            raise ExtractionError(source.error or "the uploaded file is missing")
+        with source.file.open("rb") as fh:
+            return [RawDocument(key=source.name, name=source.name, data=fh.read())]
+    if source.kind == Source.Kind.TEXT:
+        return [RawDocument(key="text", name=f"{source.name}.md", data=source.text.encode())]
+    if source.kind == Source.Kind.URL:
+        return [_fetch_url(source.url)]
+    folder = Path(source.path)
+    if not folder.is_dir():
+        raise ExtractionError(f"folder {folder} does not exist on the server")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return [RawDocument(key=str(p.relative_to(folder)), name=p.name, data=p.read_bytes()) for p in files]
+
+
+def _embed_all(texts: list[str], model_name: str, collection: Collection) -> list[list[float]]:
+    ctx = CallContext(feature="research.ingest", team_id=collection.team_id)
+    vectors: list[list[float]] = []
+    for start in range(0, len(texts), EMBED_BATCH):
+        vectors.extend(embed(texts[start : start + EMBED_BATCH], model=model_name, context=ctx))
+    if vectors and len(vectors[0]) != EMBEDDING_DIMENSIONS:
+        raise LLMError(
+            f"{model_name} returns {len(vectors[0])}-dimensional vectors; collections store {EMBEDDING_DIMENSIONS}"
+        )
+    return vectors
+
+
+def _index_document(
+    source: Source, collection: Collection, raw: RawDocument, model_name: str, progress: Progress
+) -> None:
+    sha = hashlib.sha256(raw.data).hexdigest()
+    existing = Document.objects.filter(source=source, key=raw.key[:500]).first()
+    if existing and existing.sha256 == sha and existing.status == Status.READY and existing.embedded_with == model_name:
+        progress.unchanged += 1
+        return
+    twin = (
+        Document.objects.filter(collection=collection, sha256=sha, status=Status.READY)
+        .exclude(source=source, key=raw.key[:500])
+        .first()
+    )
+    if twin is not None:
+        # Identical content is already searchable: index nothing twice.
+        progress.duplicates += 1
+        if existing is not None:
+            existing.delete()
+            collection_bump(collection_id=collection.pk)
+        return
+    if not is_supported(raw.name):
+        raise ExtractionError(unsupported_message(raw.name))
+    extracted = extract(raw.name, raw.data)
+    pieces = chunk_sections(extracted.sections, size=collection.chunk_size, overlap=collection.chunk_overlap)
+    vectors = _embed_all([p.text for p in pieces], model_name, collection)
+    with transaction.atomic():
+        document, created = Document.objects.select_for_update().get_or_create(
+            source=source,
+            key=raw.key[:500],
+            defaults={
+                "collection": collection,
+                "title": extracted.title,
+                "doc_type": extracted.doc_type,
+                "sha256": sha,
+            },
+        )
+        document.chunks.all().delete()
+        Chunk.objects.bulk_create(
+            Chunk(
+                document=document,
+                collection=collection,
+                position=p.position,
+                text=p.text,
+                token_count=p.token_count,
+                page=p.page,
+                heading=p.heading,
+                embedding=v,
+            )
+            for p, v in zip(pieces, vectors, strict=True)
+        )
+        Chunk.objects.filter(document=document).update(
+            search_vector=SearchVector(Value(extracted.title), weight="A", config="english")
+            + SearchVector("heading", weight="B", config="english")
+            + SearchVector("text", weight="C", config="english")
+        )
+        document.title, document.doc_type, document.sha256 = extracted.title, extracted.doc_type, sha
+        document.status, document.error, document.chunk_count = Status.READY, "", len(pieces)
+        document.embedded_with, document.indexed_at = model_name, timezone.now()
+        document.save()
+        collection_bump(collection_id=collection.pk)
+    progress.chunks += len(pieces)
+    if created:
+        progress.added += 1
+    else:
+        progress.updated += 1
+
+
+def _fail_document(source: Source, collection: Collection, raw: RawDocument, reason: str) -> None:
+    sha = hashlib.sha256(raw.data).hexdigest()
+    with transaction.atomic():
+        document, _ = Document.objects.update_or_create(
+            source=source,
+            key=raw.key[:500],
+            defaults={
+                "collection": collection,
+                "title": raw.name[:300],
+                "doc_type": Path(raw.name).suffix.lstrip(".")[:10],
+                "sha256": sha,
+                "status": Status.FAILED,
+                "error": reason[:2000],
+                "chunk_count": 0,
+            },
+        )
+        # A failed document is not searchable at all, not even its previous version.
+        if document.chunks.exists():
+            document.chunks.all().delete()
+            collection_bump(collection_id=collection.pk)
+
+
+def _index_source(source: Source, collection: Collection, model_name: str, progress: Progress) -> None:
+    Source.objects.filter(pk=source.pk).update(status=Status.INDEXING, error="")
+    try:
+        raws = _raw_documents(source)
+    except (ExtractionError, OSError) as exc:
+        Source.objects.filter(pk=source.pk).update(status=Status.FAILED, error=str(exc))
+        progress.failures.append(f"{source.name}: {exc}")
+        progress.done += 1
+        progress.report()
+        return
+    progress.total += len(raws) - 1
+    if source.kind == Source.Kind.FOLDER:
+        keys = {r.key[:500] for r in raws}
+        gone = Document.objects.filter(source=source).exclude(key__in=keys)
+        if gone.exists():
+            gone.delete()
+            collection_bump(collection_id=collection.pk)
+    failed, duplicates_before = [], progress.duplicates
+    for raw in raws:
+        try:
+            _index_document(source, collection, raw, model_name, progress)
+        except (ExtractionError, LLMError) as exc:
+            _fail_document(source, collection, raw, str(exc))
+            failed.append(f"{raw.key}: {exc}")
+            progress.failures.append(f"{raw.key if source.kind == Source.Kind.FOLDER else source.name}: {exc}")
+        progress.done += 1
+        progress.report()
+    if failed and len(failed) == len(raws):
+        status, error = Status.FAILED, "; ".join(failed)
+    elif raws and progress.duplicates - duplicates_before == len(raws):
+        status, error = Status.DUPLICATE, "identical content is already in this collection; nothing was added"
+    else:
+        status, error = Status.READY, "; ".join(failed)
+    Source.objects.filter(pk=source.pk).update(status=status, error=error[:4000])
+
+
+def ingest_run(*, job_id: int) -> None:
+    """Body of the ingestion job. Safe to run again for the same job."""
+    job = Job.objects.get(pk=job_id)
+    if job.finished:
+        return
+    collection = Collection.objects.filter(pk=job.params.get("collection_id")).first()
+    if collection is None:
+        job_fail(job_id=job_id, error="The collection was deleted before indexing started.")
+        return
+    sources = collection.sources.filter(status__in=[Status.PENDING, Status.INDEXING]).order_by("pk")
+    if job.params.get("source_ids"):
+        sources = sources.filter(pk__in=job.params["source_ids"])
+    source_list = list(sources)
+    progress = Progress(job_id=job_id, total=len(source_list))
+    job_start(job_id=job_id, total=progress.total, message=progress.message())
+    try:
+        model = collection.embedding_model or model_for_role("embedding")
+        for source in source_list:
+            _index_source(source, collection, model.name, progress)
+    except LLMError as exc:
+        job_fail(job_id=job_id, error=f"Embedding failed: {exc}", result=progress.result())
+        return
+    except Exception as exc:
+        log.exception("ingestion job %s crashed", job_id)
+        job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}", result=progress.result())
+        raise
+    summary = (
+        f"{progress.total} documents: {progress.added} added, {progress.updated} re-indexed, "
+        f"{progress.unchanged} unchanged, {progress.duplicates} duplicates, {len(progress.failures)} failed · "
+        f"{progress.chunks} chunks at {progress.rate():.1f} chunks/s"
+    )
+    if progress.failures:
+        summary += " · failures: " + "; ".join(progress.failures)
+    job_succeed(
+        job_id=job_id, result=progress.result(), message=summary, revision_ref=f"research.collection:{collection.pk}"
+    )
