@@ -1,0 +1,53 @@
+"""Every write of the planning app (see core, io and ai)."""
+
+from planning.services.ai import workflow_run, workflow_start
+from planning.services.core import (
+    EditConflict,
+    dependencies_fix,
+    dependency_add,
+    dependency_remove,
+    item_set_status,
+    item_update,
+    prd_create,
+    project_create,
+    project_update,
+    revision_is_current,
+    revision_rollback,
+    subtask_create,
+    subtask_promote,
+    tag_copy,
+    tag_create,
+    task_create,
+    task_delete,
+    task_note_add,
+    tasks_move,
+)
+from planning.services.io import complexity_export, complexity_import, taskmaster_export, taskmaster_import
+
+__all__ = [
+    "EditConflict",
+    "complexity_export",
+    "complexity_import",
+    "dependencies_fix",
+    "dependency_add",
+    "dependency_remove",
+    "item_set_status",
+    "item_update",
+    "prd_create",
+    "project_create",
+    "project_update",
+    "revision_is_current",
+    "revision_rollback",
+    "subtask_create",
+    "subtask_promote",
+    "tag_copy",
+    "tag_create",
+    "task_create",
+    "task_delete",
+    "task_note_add",
+    "taskmaster_export",
+    "taskmaster_import",
+    "tasks_move",
+    "workflow_run",
+    "workflow_start",
+]
