@@ -136,6 +136,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
+# Tests set a fast hasher (tests/conftest.py); nothing else should.
+_hashers = env_list("PASSWORD_HASHERS", [])
+if _hashers:
+    PASSWORD_HASHERS = _hashers
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -143,6 +148,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+# Sign-in throttling: this many failures per account name or client address lock it for this long.
+LOGIN_MAX_FAILURES = env_int("LOGIN_MAX_FAILURES", 5)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900)
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -218,3 +226,11 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"queue": "jobs"},
     },
 }
+
+# Recovery: automatic recovery limits, QA bounds, and fault injection (tests only; refused in production).
+RECOVERY_MAX_ATTEMPTS = env_int("RECOVERY_MAX_ATTEMPTS", 3)  # automatic retries per model call
+RECOVERY_BUDGET_S = env_int("RECOVERY_BUDGET_S", 30)  # from the first failure to giving up
+RECOVERY_BACKOFF_S = env_int("RECOVERY_BACKOFF_MS", 1000) / 1000  # first retry delay; doubles
+RECOVERY_INCIDENT_WINDOW_H = env_int("RECOVERY_INCIDENT_WINDOW_H", 24)  # a quiet incident older than this is closed
+RECOVERY_QA_MAX_SUBTASKS = env_int("RECOVERY_QA_MAX_SUBTASKS", 20)
+FAULT_INJECTION = env_bool("TASKMASTER_FAULTS", False)
