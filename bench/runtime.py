@@ -13,8 +13,8 @@ from pydantic import BaseModel, Field
 
 from bench.common import Table, inference_worker, median
 
-RUNS = 7
-MAX_TOKENS = 128
+RUNS = 5
+MAX_TOKENS = 96
 PROMPT = [{"role": "user", "content": "Write a long story about a lighthouse keeper who befriends a whale."}]
 GREEDY: dict[str, Any] = {"temperature": 0.0, "top_p": 1.0, "top_k": 1, "repeat_penalty": 1.1, "seed": 7}
 

@@ -136,7 +136,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
-# Tests set a fast hasher (tests/conftest.py); nothing else should.
+# The test suite sets a fast hasher (tests/env_plugin.py); production leaves this unset.
 _hashers = env_list("PASSWORD_HASHERS", [])
 if _hashers:
     PASSWORD_HASHERS = _hashers
