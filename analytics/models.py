@@ -139,3 +139,16 @@ class ConfigRevision(models.Model):
 
     def __str__(self) -> str:
         return self.description
+
+
+# The quality module's tables (evaluation suites, UAT sessions) belong to this app.
+from analytics.quality.models import (  # noqa: E402,F401
+    EvalResult,
+    EvalRun,
+    Scenario,
+    Suite,
+    SuiteItem,
+    UatSession,
+    UatTester,
+    Verdict,
+)

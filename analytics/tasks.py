@@ -42,3 +42,7 @@ def patterns_nightly() -> dict[str, int]:
         services.recommendation_evaluate(recommendation=rec)
         checked += 1
     return {"findings": found, "evaluated": checked}
+
+
+# Celery autodiscovers analytics.tasks only; the evaluation task lives in the quality module.
+from analytics.quality import tasks as quality_tasks  # noqa: E402,F401

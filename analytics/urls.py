@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from analytics import views
 
@@ -17,4 +17,5 @@ urlpatterns = [
     path("revisions/", views.revisions, name="revisions"),
     path("revisions/<int:pk>/rollback/", views.revision_rollback, name="revision_rollback"),
     path("routing/pin/", views.routing_pin, name="routing_pin"),
+    path("quality/", include("analytics.quality.urls")),
 ]
