@@ -8,7 +8,6 @@ tokens or heartbeats, and declares the worker lost after a few silent seconds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -142,9 +141,9 @@ async def _run(payload: dict[str, Any], on_event: EventHandler | None, timeout: 
         raise
     finally:
         reader.cancel()
-        # Wait for it: a receive() left pending would keep the layer bound to this loop.
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+        # Let the cancellation land (a receive() left pending keeps the layer bound to this
+        # loop), but never wait long for it: a Redis read can swallow a cancellation.
+        await asyncio.wait({reader}, timeout=2)
         await layer.group_discard(group, channel)
 
 
