@@ -73,7 +73,7 @@ def fresh_data_dir(tmp_path: Path) -> Iterator[Path]:
     try:
         yield data
     finally:
-        embedded.release(data)
+        embedded.release(data, "postgres")
 
 
 def _manage_in(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
