@@ -15,7 +15,13 @@ from bench.common import Table, inference_worker, median
 
 RUNS = 5
 MAX_TOKENS = 96
-PROMPT = [{"role": "user", "content": "Write a long story about a lighthouse keeper who befriends a whale."}]
+
+
+def prompt(run: int) -> list[dict[str, str]]:
+    # A different prompt per run, the same on both sides: neither reuses a cached prompt.
+    return [{"role": "user", "content": f"Write a long story (number {run}) about a lighthouse keeper and a whale."}]
+
+
 GREEDY: dict[str, Any] = {"temperature": 0.0, "top_p": 1.0, "top_k": 1, "repeat_penalty": 1.1, "seed": 7}
 
 
@@ -42,12 +48,12 @@ def _direct_llama(model: Any) -> Any:
     )
 
 
-def _direct_run(llm: Any) -> tuple[float, float, int]:
+def _direct_run(llm: Any, run: int) -> tuple[float, float, int]:
     llm.reset()  # no KV reuse between runs: the app side gets none either (different prompts would)
     start = time.perf_counter()
     first = last = 0.0
     n = 0
-    for chunk in llm.create_chat_completion(messages=PROMPT, max_tokens=MAX_TOKENS, stream=True, **GREEDY):
+    for chunk in llm.create_chat_completion(messages=prompt(run), max_tokens=MAX_TOKENS, stream=True, **GREEDY):
         if chunk["choices"][0].get("delta", {}).get("content"):
             n += 1
             last = time.perf_counter()
@@ -55,7 +61,7 @@ def _direct_run(llm: Any) -> tuple[float, float, int]:
     return (first - start) * 1000, (n - 1) / (last - first) if n > 1 else 0.0, n
 
 
-async def _app_run(conversation: str) -> tuple[float, float, int]:
+async def _app_run(conversation: str, run: int) -> tuple[float, float, int]:
     from taskmaster.llm import CallContext, agenerate
 
     start = time.perf_counter()
@@ -66,7 +72,7 @@ async def _app_run(conversation: str) -> tuple[float, float, int]:
             marks.append(time.perf_counter())
 
     completion = await agenerate(
-        PROMPT,
+        prompt(run),
         max_tokens=MAX_TOKENS,
         on_event=on_event,
         context=CallContext(feature="bench.runtime", conversation=conversation),
@@ -107,14 +113,14 @@ def run() -> str:
     out: list[str] = []
     with inference_worker(f"{chat.queue_name},{emb.queue_name}"):
         direct = _direct_llama(chat)
-        _direct_run(direct)
-        async_to_sync(_app_run)("bench-warmup")  # loads the model in the worker
+        _direct_run(direct, -1)
+        async_to_sync(_app_run)("bench-warmup", -2)  # loads the model in the worker
         d_ttft, d_tps, a_ttft, a_tps = [], [], [], []
         for i in range(RUNS):
-            t, s, n_direct = _direct_run(direct)
+            t, s, n_direct = _direct_run(direct, i)
             d_ttft.append(t)
             d_tps.append(s)
-            t, s, n_app = async_to_sync(_app_run)(f"bench-{i}")
+            t, s, n_app = async_to_sync(_app_run)(f"bench-{i}", i)
             a_ttft.append(t)
             a_tps.append(s)
         direct.close()

@@ -55,11 +55,35 @@ def unbounded_paths(schema: dict[str, Any]) -> list[str]:
     return found
 
 
+# llama.cpp's JSON-schema grammar ignores an integer's minimum/maximum (seen: priority 0
+# under ge=1 in 2 of 50 runs); an enum it does enforce. Ranges up to this size become enums.
+_MAX_INT_ENUM = 64
+
+
+def _enumerate_small_int_ranges(node: Any) -> None:
+    if isinstance(node, dict):
+        low, high = node.get("minimum"), node.get("maximum")
+        if (
+            node.get("type") == "integer"
+            and "enum" not in node
+            and isinstance(low, int)
+            and isinstance(high, int)
+            and 0 <= high - low < _MAX_INT_ENUM
+        ):
+            node["enum"] = list(range(low, high + 1))
+        for value in node.values():
+            _enumerate_small_int_ranges(value)
+    elif isinstance(node, list):
+        for value in node:
+            _enumerate_small_int_ranges(value)
+
+
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:
     schema = model.model_json_schema()
     problems = unbounded_paths(schema)
     if problems:
         raise UnboundedSchema(f"{model.__name__} has unbounded fields: {', '.join(problems)}")
+    _enumerate_small_int_ranges(schema)
     return schema
 
 

@@ -83,3 +83,25 @@ def test_embeddings_have_384_dimensions_and_rank_a_fixed_set(llm: Workers) -> No
     scores = vectors[1:] @ vectors[0]
     assert int(np.argmax(scores)) == 0
     assert LLMCall.objects.filter(feature="test.embed", kind="embedding", outcome="ok").exists()
+
+
+def test_small_integer_ranges_become_enums_the_grammar_enforces() -> None:
+    from taskmaster.llm.schema import json_schema
+
+    class Scored(BaseModel):
+        score: int = Field(ge=1, le=10)
+        tokens: int = Field(ge=0, le=100_000)
+
+    properties = json_schema(Scored)["properties"]
+    assert properties["score"]["enum"] == list(range(1, 11))
+    assert "enum" not in properties["tokens"]  # too wide to list; pydantic still validates it
+
+
+def test_ten_task_lists_in_a_row_all_validate(llm: Workers) -> None:
+    topics = ["a blog", "a CLI", "a game", "an API", "a shop", "a wiki", "a bot", "a map", "a quiz", "a timer"]
+    for topic in topics:
+        completion = generate(
+            [{"role": "user", "content": f"List tasks for building {topic}."}], schema=TaskList, max_tokens=200
+        )
+        assert isinstance(completion.parsed, TaskList)
+        assert all(1 <= item.priority <= 5 for item in completion.parsed.tasks)
