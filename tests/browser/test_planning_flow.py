@@ -40,7 +40,9 @@ def test_prd_to_tasks_then_expand_then_board(page: Page, live_url: str, llm: Wor
     page.get_by_role("button", name="Parse PRD").click()
     expect(page.get_by_role("progressbar")).to_be_visible()
     # The job card polls; when the job succeeds the page reloads with the new tasks.
-    expect(page.locator("#task-table tr[data-task='2']")).to_be_visible()
+    # The small model sometimes writes two near-identical tasks, which the merge step folds
+    # into one; the flow below needs only the first.
+    expect(page.locator("#task-table tr[data-task='1']")).to_be_visible()
     expect(page.get_by_text("Review or roll back this change")).to_be_visible()
 
     page.locator("#task-table tr[data-task='1'] a").click()
