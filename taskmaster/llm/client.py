@@ -11,12 +11,14 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import connections
 from pydantic import BaseModel
 
 from taskmaster.llm import ledger, queueing, registry
@@ -343,9 +345,33 @@ async def agenerate(messages: list[dict[str, Any]], **kwargs: Any) -> Completion
                 await asyncio.sleep(delay)
 
 
+def _idle_loop_installed() -> bool:
+    # pytest-asyncio (like a notebook) leaves an event loop installed but idle in the main
+    # thread; async_to_sync from there can hang on channel-layer state tied to that loop.
+    local = getattr(asyncio.get_event_loop_policy(), "_local", None)
+    loop = getattr(local, "_loop", None)
+    return loop is not None and not loop.is_running() and not loop.is_closed()
+
+
+def _blocking(fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+    call = async_to_sync(fn)
+    if not _idle_loop_installed():
+        return call(*args, **kwargs)
+
+    def run() -> Any:
+        try:
+            return call(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(run).result()
+
+
 def generate(messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
     """Blocking form of :func:`agenerate` for services, Celery jobs and the shell."""
-    return async_to_sync(agenerate)(messages, **kwargs)
+    completion: Completion = _blocking(agenerate, messages, **kwargs)
+    return completion
 
 
 async def aembed(
@@ -380,7 +406,8 @@ async def aembed(
 
 
 def embed(texts: list[str] | str, **kwargs: Any) -> list[list[float]]:
-    return async_to_sync(aembed)(texts, **kwargs)
+    vectors: list[list[float]] = _blocking(aembed, texts, **kwargs)
+    return vectors
 
 
 def cancel(request_id: str) -> None:
