@@ -10,15 +10,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
-from channels.layers import get_channel_layer
+from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
 from django.conf import settings
-from django.db import connections
 from pydantic import BaseModel
 
 from taskmaster.llm import ledger, queueing, registry
@@ -114,11 +113,25 @@ def _prepare(
     return payload, chosen, routing
 
 
+_loop_layers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+
+def _loop_layer() -> Any:
+    # channels_redis keeps receive() state (a lock, a count, the owning loop) on the layer
+    # object. Every async_to_sync() call runs on a fresh loop, and a receive an earlier loop
+    # left behind makes the next loop's receive() fail, so the reply never arrives. One layer
+    # instance per event loop keeps callers on different loops independent.
+    loop = asyncio.get_running_loop()
+    layer = _loop_layers.get(loop)
+    if layer is None:
+        layer = _loop_layers[loop] = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+    return layer
+
+
 async def _run(payload: dict[str, Any], on_event: EventHandler | None, timeout: float | None) -> dict[str, Any]:
     from taskmaster.llm.tasks import llm_run
 
-    layer = get_channel_layer()
-    assert layer is not None, "CHANNEL_LAYERS is not configured"
+    layer = _loop_layer()
     request_id = payload["request_id"]
     group = queueing.group_name(request_id)
     # The default "specific." prefix on purpose: channels_redis serves every process-local
@@ -136,7 +149,7 @@ async def _run(payload: dict[str, Any], on_event: EventHandler | None, timeout: 
         payload["enqueued_at"] = time.time()
         await sync_to_async(queueing.enqueued)(queue, request_id)
         await sync_to_async(llm_run.apply_async)(args=(payload,), queue=queue)
-        return await _wait(inbox, payload, on_event, timeout or settings.LLM_MAX_WAIT_S)
+        return await _wait(inbox, reader, payload, on_event, timeout or settings.LLM_MAX_WAIT_S)
     except asyncio.CancelledError:
         # The caller went away (socket closed, Stop pressed): free the model promptly.
         await sync_to_async(queueing.cancel)(request_id)
@@ -155,7 +168,11 @@ async def _pump(layer: Any, channel: str, inbox: asyncio.Queue[Event]) -> None:
 
 
 async def _wait(
-    inbox: asyncio.Queue[Event], payload: dict[str, Any], on_event: EventHandler | None, timeout: float
+    inbox: asyncio.Queue[Event],
+    reader: asyncio.Task[None],
+    payload: dict[str, Any],
+    on_event: EventHandler | None,
+    timeout: float,
 ) -> dict[str, Any]:
     request_id, queue = payload["request_id"], payload["queue"]
     deadline = time.monotonic() + timeout
@@ -171,6 +188,10 @@ async def _wait(
         try:
             event = await asyncio.wait_for(inbox.get(), timeout=min(0.5, remaining))
         except TimeoutError:
+            if reader.done() and inbox.empty():
+                await sync_to_async(queueing.cancel)(request_id)
+                # Without this a broken reply channel looks like a very long queue.
+                raise LLMError(f"lost the reply channel for {payload['model_name']}: {reader.exception()!r}") from None
             if started and time.monotonic() - last_heard > silence:
                 await sync_to_async(queueing.cancel)(request_id)
                 raise WorkerLost(
@@ -345,33 +366,9 @@ async def agenerate(messages: list[dict[str, Any]], **kwargs: Any) -> Completion
                 await asyncio.sleep(delay)
 
 
-def _idle_loop_installed() -> bool:
-    # pytest-asyncio (like a notebook) leaves an event loop installed but idle in the main
-    # thread; async_to_sync from there can hang on channel-layer state tied to that loop.
-    local = getattr(asyncio.get_event_loop_policy(), "_local", None)
-    loop = getattr(local, "_loop", None)
-    return loop is not None and not loop.is_running() and not loop.is_closed()
-
-
-def _blocking(fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
-    call = async_to_sync(fn)
-    if not _idle_loop_installed():
-        return call(*args, **kwargs)
-
-    def run() -> Any:
-        try:
-            return call(*args, **kwargs)
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
-
-
 def generate(messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
     """Blocking form of :func:`agenerate` for services, Celery jobs and the shell."""
-    completion: Completion = _blocking(agenerate, messages, **kwargs)
-    return completion
+    return async_to_sync(agenerate)(messages, **kwargs)
 
 
 async def aembed(
@@ -406,8 +403,7 @@ async def aembed(
 
 
 def embed(texts: list[str] | str, **kwargs: Any) -> list[list[float]]:
-    vectors: list[list[float]] = _blocking(aembed, texts, **kwargs)
-    return vectors
+    return async_to_sync(aembed)(texts, **kwargs)
 
 
 def cancel(request_id: str) -> None:

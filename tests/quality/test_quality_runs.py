@@ -15,7 +15,6 @@ from research import services as research
 from taskmaster.llm.defaults import CHAT_NAME
 from taskmaster.models import Job
 from tests.conftest import Trio, Workers
-from tests.research.helpers import in_thread
 
 REPORT = Path(__file__).parent / "fixtures" / "task-complexity-report-invoicing.json"
 
@@ -85,10 +84,7 @@ def test_research_suite_from_the_shell(llm: Workers, trio: Trio) -> None:
     ]
     services.suite_import_file(suite=suite, data=json.dumps(items).encode(), name="facts.json")
     out = io.StringIO()
-    # In a fresh thread: see tests/research/helpers.py::in_thread (in-process model calls after async tests).
-    in_thread(
-        lambda: call_command("run_eval", "Facts QA", "--team", "alpha", "--max-tokens", "32", "--k", "4", stdout=out)
-    )
+    call_command("run_eval", "Facts QA", "--team", "alpha", "--max-tokens", "32", "--k", "4", stdout=out)
     scores = json.loads(out.getvalue())
     assert scores["kind"] == "research" and scores["model_name"] == CHAT_NAME and scores["items"] == 2
     assert set(scores["model"]) == {"recall_at_k", "mrr", "token_f1", "rouge_l", "citation_precision"}
@@ -124,7 +120,7 @@ def test_planning_coverage_by_embeddings(llm: Workers, trio: Trio) -> None:
     ]
     services.suite_import_file(suite=suite, data=json.dumps(items).encode(), name="prd.json")
     run = services.evalrun_create(suite=suite, user=trio.owner, config={"max_tokens": 64}, enqueue=False)
-    run = in_thread(services.evalrun_execute, run_id=run.pk)  # see tests/research/helpers.py::in_thread
+    run = services.evalrun_execute(run_id=run.pk)
     assert run.status == EvalRun.Status.SUCCEEDED, run.error
     res = run.results.get()
     if res.error:

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
 
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
 
 from research import services
 from research.models import Collection, Source
 from taskmaster.models import Job
-
-T = TypeVar("T")
 
 
 def wait_job(job: Job, timeout: float = 120) -> Job:
@@ -43,21 +37,3 @@ def upload(collection: Collection, files: dict[str, bytes], user: object = None)
 def add_texts(collection: Collection, texts: dict[str, str]) -> Job:
     ids = [services.source_add_text(collection=collection, user=None, title=t, text=x).pk for t, x in texts.items()]
     return wait_job(services.ingest_start(collection=collection, user=None, source_ids=ids))
-
-
-def in_thread(fn: Callable[..., T], /, **kwargs: Any) -> T:
-    """Run ``fn`` in a fresh thread with its own DB connection.
-
-    Sync tests that call embed() in-process (async_to_sync) hang when an earlier async test
-    of the session left pytest-asyncio's session loop installed in the main thread; a fresh
-    thread has no loop at all.
-    """
-
-    def run() -> T:
-        try:
-            return fn(**kwargs)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result(timeout=240)
