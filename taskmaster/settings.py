@@ -54,6 +54,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "analytics.metrics.HttpMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "taskmaster.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -178,6 +179,16 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
+# Strict CSP: no inline script or style anywhere (htmx runs without eval, see templates/base.html).
+# Django's admin has a few inline styles, so /admin/ alone may use them; its scripts stay strict.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+CONTENT_SECURITY_POLICY_RELAXED = CONTENT_SECURITY_POLICY.replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'"
+)
+CSP_RELAXED_PATHS = ("/admin/",)
 if ENVIRONMENT == "production":
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -231,6 +242,7 @@ CELERY_BEAT_SCHEDULE = {
 RECOVERY_MAX_ATTEMPTS = env_int("RECOVERY_MAX_ATTEMPTS", 3)  # automatic retries per model call
 RECOVERY_BUDGET_S = env_int("RECOVERY_BUDGET_S", 30)  # from the first failure to giving up
 RECOVERY_BACKOFF_S = env_int("RECOVERY_BACKOFF_MS", 1000) / 1000  # first retry delay; doubles
+RECOVERY_REROUTE_TIMEOUT_S = env_int("RECOVERY_REROUTE_TIMEOUT_S", 120)  # longest wait of a re-sent request
 RECOVERY_INCIDENT_WINDOW_H = env_int("RECOVERY_INCIDENT_WINDOW_H", 24)  # a quiet incident older than this is closed
 RECOVERY_QA_MAX_SUBTASKS = env_int("RECOVERY_QA_MAX_SUBTASKS", 20)
 FAULT_INJECTION = env_bool("TASKMASTER_FAULTS", False)
