@@ -18,6 +18,7 @@ from planning.services.io import MAX_FILE_BYTES
 from planning.tmformat import FormatError
 from planning.views import _me
 from taskmaster.access import Perm, can
+from taskmaster.uploads import UploadRejected, upload_json_text, upload_text
 
 PRD_MAX_BYTES = 2 * 1024 * 1024
 
@@ -58,6 +59,8 @@ def transfer(request: HttpRequest, pk: int) -> HttpResponse:
         )
     raw = upload.read()
     try:
+        # The content decides, not the name: a renamed PDF or image is refused before parsing.
+        upload_json_text(raw, name=upload.name or "", expected="a tasks.json or task-complexity-report.json file")
         kind = request.POST.get("kind", "tasks")
         if kind == "complexity":
             tag = tag_for(request.user, Perm.EDIT, pk=int(request.POST.get("tag") or 0), project=project)
@@ -126,14 +129,9 @@ def prds(request: HttpRequest, pk: int) -> HttpResponse:
                 request, "planning/prds.html", ctx | {"error": "The PRD file is larger than 2 MB."}, status=400
             )
         try:
-            text = upload.read().decode("utf-8-sig")
-        except UnicodeDecodeError:
-            return render(
-                request,
-                "planning/prds.html",
-                ctx | {"error": f"{upload.name} is not UTF-8 text; upload a .md or .txt file, or paste the text."},
-                status=400,
-            )
+            text = upload_text(upload.read(), name=upload.name or "", expected="a Markdown or plain-text PRD")
+        except UploadRejected as exc:
+            return render(request, "planning/prds.html", ctx | {"error": " ".join(exc.messages)}, status=400)
         file_name = upload.name or ""
     try:
         services.prd_create(

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from taskmaster.uploads import looks_like_json, sniff
+
 MAX_BYTES = 2 * 1024 * 1024
 MAX_ITEMS = 500
 CSV_COLUMNS = {
@@ -211,9 +213,17 @@ def parse_csv(data: bytes, name: str) -> list[Record]:
 
 
 def parse_file(data: bytes, name: str) -> list[Record]:
-    lower = name.lower()
-    if lower.endswith(".json"):
+    """JSON or CSV by content, never by the name the client sent."""
+    if len(data) > MAX_BYTES:
+        raise ImportProblem(f"{name} is {len(data) / 1e6:.1f} MB; the limit is {MAX_BYTES / 1e6:.0f} MB.")
+    what = sniff(data)
+    if what != "text":
+        raise ImportProblem(f"{name} is {what}; upload a .json or .csv file (or a task-complexity-report*.json).")
+    text = data.decode("utf-8-sig")
+    if looks_like_json(text):
         return parse_json(data, name)
-    if lower.endswith(".csv"):
+    if "," in text.partition("\n")[0]:
         return parse_csv(data, name)
-    raise ImportProblem(f"{name}: upload a .json or .csv file (or a task-complexity-report*.json).")
+    raise ImportProblem(
+        f"{name} is neither JSON nor CSV text; upload a .json or .csv file (or a task-complexity-report*.json)."
+    )
