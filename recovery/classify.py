@@ -54,7 +54,7 @@ _TEXT_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (
         re.compile(
             r"redis\.exceptions\.(Connection|Timeout)Error|Error \d+ connecting to|Connection refused.*6379|"
-            r"kombu\.exceptions\.OperationalError|broker.*unavailable",
+            r"kombu\.exceptions\.OperationalError|broker.*unavailable|lost the reply channel",
             re.I,
         ),
         Cause.BROKER_UNAVAILABLE,

@@ -11,6 +11,8 @@ from the first failure; tokens already shown to someone are never generated twic
 
 What a caller chose explicitly is respected:
 
+* ``generate(..., recover=False)``: diagnosed (an incident) but never retried; the caller
+  owns its retries;
 * a call that declares no feature (``CallContext`` default "unknown": the shell, the core's
   own runtime tests) is diagnosed but not retried: it gets the raw error;
 * a call that names its ``model`` is never switched to the fallback model (the fallback is
@@ -212,7 +214,7 @@ def _decide(attempt: RecoveryAttempt) -> dict[str, Any] | None:
 
     err = attempt.error
     call = LLMCall.objects.filter(pk=err.request_id).first() if err.request_id else None
-    cause = classify.cause_of_error_class(err.error_class)
+    cause = classify.cause_of_exception(err)
     ctx = attempt.context
     incident = services.incident_from_call(call=call) if call is not None else None
     if incident is None:
@@ -226,7 +228,7 @@ def _decide(attempt: RecoveryAttempt) -> dict[str, Any] | None:
             error_class=err.error_class,
             input_chars=_chars(attempt.messages),
         )
-    if ctx.feature in UNATTRIBUTED:
+    if ctx.feature in UNATTRIBUTED or not attempt.recover:
         return None
     meta = dict(ctx.metadata)
     recovery_id = meta.get("recovery_id")

@@ -18,6 +18,7 @@ from recovery import classify
 from recovery.models import (
     AlertChannel,
     AlertSent,
+    Cause,
     Evidence,
     Incident,
     Recovery,
@@ -143,8 +144,13 @@ def incident_from_call(*, call: Any) -> Incident | None:
     """File a failed ledger row (``LLMCall``); cancelled and successful calls are not incidents."""
     if call.outcome != "error":
         return None
+    cause = classify.cause_of_error_class(call.error_class)
+    if cause == Cause.UNKNOWN:
+        # The runtime files infrastructure failures (a broker or database gone mid-call) as
+        # "unknown"; their message still names what broke.
+        cause = classify.cause_of_text(call.error_message)
     return incident_record(
-        cause=classify.cause_of_error_class(call.error_class),
+        cause=cause,
         team_id=call.team_id,
         feature=call.feature,
         model_name=call.model_name,

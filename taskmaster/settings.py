@@ -55,6 +55,7 @@ MIDDLEWARE = [
     "analytics.metrics.HttpMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "taskmaster.middleware.ContentSecurityPolicyMiddleware",
+    "recovery.middleware.RateLimitIncidentMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -57,6 +57,8 @@ class RecoveryAttempt:
     context: CallContext
     # Tokens already reached a listener (a page, an SSE client): a retry would show them twice.
     streamed: bool
+    # False when the caller passed ``recover=False``: diagnose the failure, never retry it.
+    recover: bool = True
 
 
 RecoveryHandler = Callable[[RecoveryAttempt], Awaitable[dict[str, Any] | None]]
@@ -320,13 +322,14 @@ async def _agenerate_once(
         raise
 
 
-async def agenerate(messages: list[dict[str, Any]], **kwargs: Any) -> Completion:
+async def agenerate(messages: list[dict[str, Any]], *, recover: bool = True, **kwargs: Any) -> Completion:
     """Generate a chat completion on a worker; see the module docstring of taskmaster.llm.
 
     When a call fails and a recovery handler is registered (``set_recovery``), the handler
     may answer with changed arguments (a larger ``max_tokens``, another ``model``, shorter
     ``messages``, a ``delay`` in seconds before trying again); the call is then retried.
-    Cancellation is never retried.
+    Cancellation is never retried. With ``recover=False`` the handler still sees the failure
+    (so it is diagnosed) but the call is never retried: the caller owns its retries.
     """
     attempt = 0
     while True:
@@ -354,9 +357,10 @@ async def agenerate(messages: list[dict[str, Any]], **kwargs: Any) -> Completion
                     kwargs=dict(kwargs),
                     context=_ctx(kwargs.get("context"), kwargs.get("feature")),
                     streamed=streamed or bool(kwargs.get("stream_to")),
+                    recover=recover,
                 )
             )
-            if not change:
+            if not change or not recover:
                 raise
             change = dict(change)
             delay = float(change.pop("delay", 0) or 0)

@@ -54,3 +54,23 @@ def test_handler_that_gives_up_lets_the_original_error_through(llm: Workers, att
     with pytest.raises(OutputTruncated):
         generate([{"role": "user", "content": "Give two words."}], schema=Pair, max_tokens=2)
     assert len(attempts) == 1
+
+
+def test_recover_false_shows_the_handler_the_failure_but_ignores_its_answer(
+    llm: Workers, attempts: list[RecoveryAttempt]
+) -> None:
+    async def handler(attempt: RecoveryAttempt) -> dict[str, Any] | None:
+        attempts.append(attempt)
+        return {"max_tokens": 96}  # would fix it, but the caller owns its retries
+
+    set_recovery(handler)
+    with pytest.raises(OutputTruncated):
+        generate(
+            [{"role": "user", "content": "Give two words."}],
+            schema=Pair,
+            max_tokens=2,
+            recover=False,
+            context=CallContext(feature="test.recover"),
+        )
+    assert len(attempts) == 1 and attempts[0].recover is False
+    assert LLMCall.objects.filter(feature="test.recover").count() == 1

@@ -30,6 +30,9 @@ CASES = [
     (E.LLMTimeout("no result within 5 s"), Cause.TIMEOUT),
     (E.WorkerLost("stopped responding"), Cause.WORKER_LOST),
     (E.LLMError("RuntimeError: something odd"), Cause.UNKNOWN),
+    # What a worker records when Redis goes away mid-generation (error class "unknown").
+    (E.LLMError("ConnectionError: Error 2 connecting to /tmp/x/redis.sock. No such file."), Cause.BROKER_UNAVAILABLE),
+    (E.LLMError("lost the reply channel for m: ConnectionError('closed')"), Cause.BROKER_UNAVAILABLE),
 ]
 
 

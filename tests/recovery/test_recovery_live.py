@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from recovery import faults
 from recovery.models import Cause, Incident, Recovery, RecoveryStep
-from taskmaster.llm import CallContext, LLMError, generate, queueing
+from taskmaster.llm import CallContext, LLMError, OutputTruncated, generate, queueing
 from taskmaster.llm.defaults import CHAT_NAME
 from taskmaster.llm.models import LLMCall, RoleDefault
 from tests.conftest import Workers
@@ -58,7 +58,8 @@ def test_truncated_output_is_recovered_by_raising_the_token_budget(llm: Workers)
     assert recovery.incident.cause == Cause.TRUNCATED and recovery.outcome == "recovered"
     assert _steps(recovery) == [("raise_tokens", RecoveryStep.Outcome.OK)]
     assert recovery.steps.get().call_id == completion.request_id
-    assert recovery.seconds is not None and 0 < recovery.seconds < 30
+    # Measured, not timed here: the 30 s target is a figure for bench/, and tests share a loaded machine.
+    assert recovery.seconds is not None and recovery.seconds > 0
     failed = LLMCall.objects.get(pk=recovery.first_call_id)
     assert failed.error_class == "truncated"
     assert LLMCall.objects.get(pk=completion.request_id).metadata["recovery_id"] == recovery.pk
@@ -169,3 +170,12 @@ def test_an_exhausted_plan_fails_the_call_with_a_clear_message(llm: Workers) -> 
     ]
     # The fallback's own failure is an incident of its own (another model, another fingerprint).
     assert Incident.objects.filter(cause=Cause.MODEL_FILE, model_name="broken-fallback").exists()
+
+
+def test_recover_false_diagnoses_the_failure_but_never_retries_it(llm: Workers) -> None:
+    with pytest.raises(OutputTruncated):
+        generate(HI, schema=Pair, context=_ctx("test.no_recover"), recover=False, **faults.truncating_kwargs())
+    incident = Incident.objects.get(feature="test.no_recover")
+    assert incident.cause == Cause.TRUNCATED and incident.count == 1
+    assert not Recovery.objects.filter(incident=incident).exists()
+    assert LLMCall.objects.filter(feature="test.no_recover").count() == 1
