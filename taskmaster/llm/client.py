@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import kombu.exceptions
+import redis
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
 from django.conf import settings
@@ -23,6 +25,7 @@ from pydantic import BaseModel
 from taskmaster.llm import ledger, queueing, registry
 from taskmaster.llm.errors import (
     ERROR_CLASSES,
+    BrokerUnavailable,
     Cancelled,
     LLMError,
     LLMTimeout,
@@ -131,6 +134,14 @@ def _loop_layer() -> Any:
 
 
 async def _run(payload: dict[str, Any], on_event: EventHandler | None, timeout: float | None) -> dict[str, Any]:
+    try:
+        return await _exchange(payload, on_event, timeout)
+    except (redis.RedisError, kombu.exceptions.OperationalError) as exc:
+        # Typed, so recovery can diagnose it and callers show one clear line, not a driver trace.
+        raise BrokerUnavailable(f"the message broker (Redis) is unreachable: {exc}") from exc
+
+
+async def _exchange(payload: dict[str, Any], on_event: EventHandler | None, timeout: float | None) -> dict[str, Any]:
     from taskmaster.llm.tasks import llm_run
 
     layer = _loop_layer()
@@ -193,7 +204,9 @@ async def _wait(
             if reader.done() and inbox.empty():
                 await sync_to_async(queueing.cancel)(request_id)
                 # Without this a broken reply channel looks like a very long queue.
-                raise LLMError(f"lost the reply channel for {payload['model_name']}: {reader.exception()!r}") from None
+                raise BrokerUnavailable(
+                    f"lost the reply channel for {payload['model_name']}: {reader.exception()!r}"
+                ) from None
             if started and time.monotonic() - last_heard > silence:
                 await sync_to_async(queueing.cancel)(request_id)
                 raise WorkerLost(

@@ -58,6 +58,12 @@ class OutOfMemory(LLMError):
     error_class = "out_of_memory"
 
 
+class BrokerUnavailable(LLMError):
+    """Redis (the queue and the reply channel) could not be reached."""
+
+    error_class = "broker_unavailable"
+
+
 ERROR_CLASSES: dict[str, type[LLMError]] = {
     cls.error_class: cls
     for cls in (
@@ -71,5 +77,6 @@ ERROR_CLASSES: dict[str, type[LLMError]] = {
         LLMTimeout,
         Cancelled,
         OutOfMemory,
+        BrokerUnavailable,
     )
 }

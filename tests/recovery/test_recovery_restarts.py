@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import SyncToAsync
-from django.db import connections
+from django.db import OperationalError, connections
 from django.test import Client
 
 from recovery import classify, services
@@ -28,6 +28,7 @@ from recovery.tasks import alerts_send
 from taskmaster import embedded, health
 from taskmaster.env import data_dir
 from taskmaster.llm import CallContext, cancel, generate
+from taskmaster.llm.errors import BrokerUnavailable
 from taskmaster.llm.models import LLMCall
 from tests.conftest import ROOT, Workers, _wait_for_workers, subprocess_env
 
@@ -126,7 +127,7 @@ def test_a_redis_restart_fails_the_call_in_flight_cleanly_and_the_next_call_and_
         assert "connecting to" in (health.check_redis() or "")
         # A new call fails at once, with an error that names the broker and is diagnosed as such.
         began = time.monotonic()
-        with pytest.raises(Exception) as down:
+        with pytest.raises(BrokerUnavailable) as down:
             generate(HI, max_tokens=2, context=_ctx("test.redis.down"))
         assert time.monotonic() - began < 10
         assert "redis.sock" in str(down.value) and classify.cause_of_exception(down.value) == Cause.BROKER_UNAVAILABLE
@@ -171,7 +172,7 @@ def test_a_postgres_restart_is_reported_while_it_lasts_and_the_next_call_and_job
         assert body["checks"]["redis"]["ok"]
         # /readyz is liveness only (the process answers); it stays 200 by design.
         assert Client().get("/readyz").status_code == 200
-        with pytest.raises(Exception) as down:
+        with pytest.raises(OperationalError) as down:
             generate(HI, max_tokens=2, context=_ctx("test.pg.down"))
         assert classify.cause_of_exception(down.value) == Cause.DATABASE_UNAVAILABLE, repr(down.value)
     finally:
