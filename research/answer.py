@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from typing import Annotated, Any
 
@@ -13,7 +14,10 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from research.models import AnswerCache, Chunk, Citation, Collection, Message, Thread
 from research.selectors import Hit
+from taskmaster import qa
 from taskmaster.llm.registry import model_for_role
+
+log = logging.getLogger(__name__)
 
 TEMPLATE_VERSION = "research-v1"
 ANSWER_ROLE = "research"
@@ -50,21 +54,24 @@ class SubQuestions(BaseModel):
 
 
 def standalone_query(*, thread: Thread, question: str) -> str:
-    """Rewrite a follow-up into a standalone retrieval query.
+    """Rewrite a follow-up into a standalone retrieval query (see ``standalone_from``)."""
+    question = " ".join(question.split())
+    previous = (
+        thread.messages.filter(role=Message.Role.USER).exclude(content=question).order_by("-created_at", "-pk").first()
+    )
+    return standalone_from(question, previous.standalone_query or previous.content if previous else None)
 
-    Chosen over an extra model call: a follow-up (four words or fewer, or leaning on "it/that/they")
+
+def standalone_from(question: str, previous: str | None) -> str:
+    """Chosen over an extra model call: a follow-up (four words or fewer, or leaning on "it/that/they")
     is prefixed with the previous question. It is deterministic, costs nothing, and
     the small default model rewrites questions unreliably.
     """
     question = " ".join(question.split())
     words = {w.strip("?,.!").lower() for w in question.split()}
-    previous = (
-        thread.messages.filter(role=Message.Role.USER).exclude(content=question).order_by("-created_at", "-pk").first()
-    )
-    if previous is None or (len(words) > 4 and not words & _FOLLOWUP_WORDS):
+    if not previous or (len(words) > 4 and not words & _FOLLOWUP_WORDS):
         return question
-    base = previous.standalone_query or previous.content
-    return f"{base.split(' / ')[-1]} / {question}"[:1000]
+    return f"{previous.split(' / ')[-1]} / {question}"[:1000]
 
 
 def _clean(text: str) -> str:
@@ -89,6 +96,23 @@ def build_messages(question: str, hits: list[Hit], notes: list[str] | None = Non
         blocks.append("Findings on sub-questions (cite the passages, not the findings):\n" + "\n".join(notes))
     blocks.append(f"Question: {question}")
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\n\n".join(blocks)}]
+
+
+def qa_problems(text: str, passage_count: int) -> list[str]:
+    """What the ``research.answer`` QA gate finds wrong with an answer (empty: it passed).
+
+    A failed answer is still shown, flagged with these problems, rather than retried: its
+    tokens have already streamed to the reader, and a second try on the small model
+    doubles the wait for the same kind of mistake. Out-of-range ``[n]`` never become links.
+    Flagged answers are cached like others; a cache hit is checked again, so it stays flagged.
+    """
+    try:
+        # Shape documented in recovery/gates.py: the answer text and how many passages it was given.
+        qa.check("research.answer", {"text": text, "passage_count": passage_count})
+    except qa.QAFailed as exc:
+        log.warning("research answer failed QA: %s", exc)
+        return list(exc.problems)
+    return []
 
 
 _CITE = re.compile(r"\[(\d{1,2}(?:\s*,\s*\d{1,2})*)\](?!\()")
@@ -216,6 +240,7 @@ def message_add_answer(
     tree: dict[str, Any] | None = None,
     tokens_used: int = 0,
     token_budget: int = 0,
+    qa_problems: list[str] | None = None,
 ) -> Message:
     message = Message.objects.create(
         thread=thread,
@@ -229,6 +254,7 @@ def message_add_answer(
         tree=tree or {},
         tokens_used=tokens_used,
         token_budget=token_budget,
+        qa_problems=qa_problems or [],
     )
     used = cited_numbers(content, len(hits))
     Citation.objects.bulk_create(

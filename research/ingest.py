@@ -12,7 +12,8 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import httpx
 from django.contrib.postgres.search import SearchVector
@@ -80,19 +81,47 @@ class Progress:
         }
 
 
+# What a fetched page may be, by Content-Type; anything else is refused before its body is read.
+URL_TYPES = {
+    "text/html": ".html",
+    "application/xhtml+xml": ".html",
+    "text/plain": ".txt",
+    "text/markdown": ".md",
+    "text/x-markdown": ".md",
+    "application/pdf": ".pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+}
+
+
+def _url_suffix(url: str, content_type: str) -> str:
+    if content_type in URL_TYPES:
+        return URL_TYPES[content_type]
+    # A server that does not say (or says "binary"): trust a supported extension in the URL.
+    path_suffix = PurePosixPath(urlsplit(url).path).suffix.lower()
+    if content_type in {"", "application/octet-stream"} and is_supported(f"page{path_suffix}"):
+        return path_suffix
+    raise ExtractionError(
+        f"unsupported type: {content_type or 'no Content-Type'} at {url} "
+        "(supported: HTML, plain text, Markdown, PDF and DOCX pages)"
+    )
+
+
 def _fetch_url(url: str) -> RawDocument:
     try:
         with httpx.stream("GET", url, timeout=20, follow_redirects=True) as response:
-            response.raise_for_status()
+            if response.is_error:
+                raise ExtractionError(
+                    f"could not fetch {url}: the server answered {response.status_code} {response.reason_phrase}"
+                )
+            ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            suffix = _url_suffix(str(response.url), ctype)
             body = b""
             for part in response.iter_bytes():
                 body += part
                 if len(body) > URL_MAX_BYTES:
                     raise ExtractionError(f"{url} is larger than {URL_MAX_BYTES // 1_000_000} MB")
-            ctype = response.headers.get("content-type", "").split(";")[0].strip()
     except httpx.HTTPError as exc:
         raise ExtractionError(f"could not fetch {url}: {exc}") from None
-    suffix = {"application/pdf": ".pdf", "text/plain": ".txt", "text/markdown": ".md"}.get(ctype, ".html")
     return RawDocument(key=url, name=f"page{suffix}", data=body)
 
 

@@ -174,6 +174,8 @@ class Message(models.Model):
     tree = models.JSONField(default=dict, blank=True)
     tokens_used = models.PositiveIntegerField(default=0)
     token_budget = models.PositiveIntegerField(default=0)
+    # What the research.answer QA gate found wrong; the answer is shown, flagged, not discarded.
+    qa_problems = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

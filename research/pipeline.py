@@ -144,6 +144,8 @@ async def answer_turn(turn: Turn) -> Message:
             standalone=turn.standalone,
             call_id=entry.call_id,
             followups=entry.followups,
+            # Checked again rather than stored: a flagged answer stays flagged when served from cache.
+            qa_problems=A.qa_problems(entry.answer, len(hits)),
         )
         await _finish(turn, message, hits, f"cached answer · {model_name}", pending_followups=False)
         html = await sync_to_async(render_to_string)(
@@ -177,13 +179,16 @@ async def answer_turn(turn: Turn) -> Message:
         )
         await turn.send(S.error(turn.bubble, str(exc)))
         return message
+    text = completion.text.strip()
+    problems = A.qa_problems(text, len(hits))
     message = await sync_to_async(A.message_add_answer)(
         thread=turn.thread,
-        content=completion.text.strip(),
+        content=text,
         kind=Message.Kind.ANSWER,
         hits=hits,
         standalone=turn.standalone,
         call_id=completion.request_id,
+        qa_problems=problems,
     )
     meta = f"{completion.model} · {completion.usage.completion_tokens} tokens · {len(hits)} passages"
     await _finish(turn, message, hits, meta, pending_followups=True)
@@ -400,9 +405,10 @@ async def research_turn(turn: Turn) -> Message:
     root.status = "answered"
     tree = {**root.as_dict(), "depth": depth, "budget": budget}
     await run.budget_frame()
+    text = completion.text.strip()
     message = await sync_to_async(A.message_add_answer)(
         thread=turn.thread,
-        content=completion.text.strip(),
+        content=text,
         kind=Message.Kind.RESEARCH,
         hits=hits,
         standalone=turn.standalone,
@@ -411,6 +417,7 @@ async def research_turn(turn: Turn) -> Message:
         tree=tree,
         tokens_used=run.used,
         token_budget=budget,
+        qa_problems=A.qa_problems(text, len(hits)),
     )
     meta = f"{completion.model} · {turn.mode} research · {run.used} of {budget} tokens · {len(hits)} passages"
     await _finish(turn, message, hits, meta, pending_followups=True)

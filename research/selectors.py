@@ -175,10 +175,13 @@ def hybrid_search(
     k: int = 5,
     window: int = 1,
     context: CallContext | None = None,
+    query_vector: list[float] | None = None,
 ) -> list[Hit]:
     """Vector top-k and full-text top-k over the collections ``user`` may read, fused by RRF.
 
     The permission filter is part of the SQL (a sub-select on the user's memberships).
+    ``query_vector`` is an embedding of ``query`` the caller already has (the benchmark's
+    synthetic corpus); it then stands for every collection's model.
     """
     query = query.strip()[:2000]
     if not query:
@@ -194,7 +197,10 @@ def hybrid_search(
     if not by_model:
         return []
     ctx = context or CallContext(feature="research.search", user_id=getattr(user, "pk", None))
-    vectors = {name: embed(query, model=name, context=ctx)[0] for name in by_model}
+    vectors = {
+        name: query_vector if query_vector is not None else embed(query, model=name, context=ctx)[0]
+        for name in by_model
+    }
     candidates = max(k * 3, 20)
     fused: dict[int, Hit] = {}
     with transaction.atomic():

@@ -10,6 +10,7 @@ urlpatterns = [
     path("threads/<int:pk>/edit/", views.thread_update, name="thread_update"),
     path("threads/<int:pk>/delete/", views.thread_delete, name="thread_delete"),
     path("messages/<int:message_id>/sources/<int:number>/", views.citation, name="citation"),
+    path("documents/<int:pk>/", views.document, name="document"),
     path("messages/<int:message_id>/feedback/", views.feedback, name="feedback"),
     path("collections/", views.collections, name="collections"),
     path("collections/<int:pk>/", views.collection_detail, name="collection"),

@@ -23,6 +23,7 @@ from research.selectors import (
     collection_sources,
     collection_stats,
     collections_for,
+    document_for,
     hybrid_search,
     message_for,
     source_for,
@@ -133,6 +134,18 @@ def citation(request: HttpRequest, message_id: int, number: int) -> HttpResponse
     cite = citation_for(request.user, message_id=message_id, number=number)
     template = "research/_source_panel.html" if request.htmx else "research/source.html"  # type: ignore[attr-defined]
     return render(request, template, {"citation": cite, "message_id": message_id})
+
+
+@login_required
+@require_GET
+def document(request: HttpRequest, pk: int) -> HttpResponse:
+    """A document's passages, each with an anchor: where API citations (``research`` models) link to."""
+    doc = document_for(request.user, Perm.VIEW, pk=pk)
+    return render(
+        request,
+        "research/document.html",
+        {"document": doc, "source": doc.source, "chunks": doc.chunks.order_by("position")},
+    )
 
 
 @login_required
