@@ -26,6 +26,7 @@ urlpatterns = [
     path("", include("analytics.metrics_urls")),
     path("llm/", include("taskmaster.llm.urls")),
     path("v1/", include("taskmaster.api.urls")),
+    path("api/v1/", include("planning.api_urls")),
     path("settings/tokens/", include("taskmaster.api.settings_urls")),
     path("research/", include("research.urls")),
     path("planning/", include("planning.urls")),
