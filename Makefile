@@ -28,6 +28,7 @@ test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup
+	$(BIN)/pip install -q -r requirements-bench.txt
 	$(BIN)/python manage.py setup_models
 	$(BIN)/python -m bench
 

@@ -9,7 +9,7 @@ import time
 from bench.common import machine, setup_django
 
 # Each section is a module with run() -> str; later issues add theirs here.
-SECTIONS = ["runtime", "load"]
+SECTIONS = ["runtime", "research", "planning", "api", "load"]
 
 
 def main(argv: list[str]) -> None:
