@@ -178,6 +178,18 @@ async def _virtual_chat(plan: ChatPlan, provider: VirtualModelProvider, caller: 
         raise bad_request(
             f"{plan.model} answers in text: tools and response_format are not supported for it.", param="model"
         )
+
+    def not_found() -> ApiError:
+        return ApiError(
+            404,
+            f"The model '{plan.model}' does not exist or you do not have access to it.",
+            param="model",
+            code="model_not_found",
+        )
+
+    # Checked before a stream starts, so an unknown id is a plain 404 rather than an SSE error frame.
+    if plan.model not in await sync_to_async(provider.list_models)(user=caller.user, team=caller.team):
+        raise not_found()
     ctx = _context(caller, "chat.completions", stream=plan.stream, virtual_model=plan.model)
 
     async def run(on_text: Any) -> Outcome:
@@ -194,14 +206,6 @@ async def _virtual_chat(plan: ChatPlan, provider: VirtualModelProvider, caller: 
             )
         )
         return answer.text, answer.finish_reason, answer.usage, answer.extra
-
-    def not_found() -> ApiError:
-        return ApiError(
-            404,
-            f"The model '{plan.model}' does not exist or you do not have access to it.",
-            param="model",
-            code="model_not_found",
-        )
 
     if plan.stream:
 

@@ -105,6 +105,9 @@ def test_other_teams_collections_are_404_and_an_empty_team_is_refused(
     with pytest.raises(openai.NotFoundError) as err:
         outsider.chat.completions.create(model="research/handbook", messages=QUESTION, max_tokens=8)  # type: ignore[arg-type]
     assert err.value.code == "model_not_found"
+    # Streaming too: a plain 404 before any event, not an error frame inside a 200 stream.
+    with pytest.raises(openai.NotFoundError):
+        outsider.chat.completions.create(model="research/handbook", messages=QUESTION, max_tokens=8, stream=True)  # type: ignore[arg-type]
     with pytest.raises(openai.NotFoundError):
         client_for(tokens["member"]).chat.completions.create(
             model="research/no-such-collection",
