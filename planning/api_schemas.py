@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, QueryDict
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from taskmaster.api.errors import ApiError, bad_request
-from taskmaster.api.schemas import parse_json
+from taskmaster.api.schemas import parse_json, read_body
 
 StatusName = Literal["pending", "in-progress", "review", "done", "deferred", "cancelled", "blocked"]
 PriorityName = Literal["critical", "high", "medium", "low"]
@@ -112,24 +110,6 @@ class AnalyzeIn(_In):
 
 
 B = TypeVar("B", bound=BaseModel)
-
-
-def read_body(request: HttpRequest, limit: int | None = None) -> bytes:
-    limit = limit or settings.API_MAX_BODY_BYTES
-    too_big = bad_request(f"The request body is larger than the limit of {limit} bytes.", code="request_too_large")
-    try:
-        declared = int(request.headers.get("Content-Length") or 0)
-    except ValueError:
-        raise bad_request("Content-Length is not a number.") from None
-    if declared > limit:
-        raise too_big
-    try:
-        body = request.body
-    except RequestDataTooBig:
-        raise too_big from None
-    if len(body) > limit:
-        raise too_big
-    return body
 
 
 def _where(loc: tuple[Any, ...]) -> str:

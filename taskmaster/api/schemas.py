@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any, Literal, TypeVar
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from taskmaster.api.errors import ApiError, bad_request
@@ -100,6 +103,25 @@ class EmbeddingRequest(_Body):
 
 
 B = TypeVar("B", bound=BaseModel)
+
+
+def read_body(request: HttpRequest, limit: int | None = None) -> bytes:
+    """The request body, or a 400 naming the limit (``API_MAX_BODY_BYTES`` unless given)."""
+    limit = limit or settings.API_MAX_BODY_BYTES
+    too_big = bad_request(f"The request body is larger than the limit of {limit} bytes.", code="request_too_large")
+    try:
+        declared = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        raise bad_request("Content-Length is not a number.") from None
+    if declared > limit:
+        raise too_big
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise too_big from None
+    if len(body) > limit:
+        raise too_big
+    return body
 
 
 def parse_json(raw: bytes) -> Any:

@@ -8,8 +8,6 @@ from typing import Any
 
 import numpy as np
 from asgiref.sync import sync_to_async
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 
@@ -34,7 +32,7 @@ from taskmaster.api.providers import (
     provider_for,
     virtual_model_ids,
 )
-from taskmaster.api.schemas import ChatRequest, EmbeddingRequest, parse_body
+from taskmaster.api.schemas import ChatRequest, EmbeddingRequest, parse_body, read_body
 from taskmaster.api.selectors import api_registry_models
 from taskmaster.api.streaming import Outcome, chat_events
 from taskmaster.llm import CallContext, LLMError, aembed, agenerate
@@ -47,26 +45,6 @@ MAX_EMBEDDING_INPUTS = 2048
 def _require(request: HttpRequest, method: str) -> None:
     if request.method != method:
         raise ApiError(405, f"Use {method} for {request.path}.", code="method_not_allowed")
-
-
-def _body(request: HttpRequest) -> bytes:
-    limit = settings.API_MAX_BODY_BYTES
-    too_big = bad_request(
-        f"The request body is larger than the limit of {limit} bytes (API_MAX_BODY_BYTES).", code="request_too_large"
-    )
-    try:
-        declared = int(request.headers.get("Content-Length") or 0)
-    except ValueError:
-        raise bad_request("Content-Length is not a number.") from None
-    if declared > limit:
-        raise too_big
-    try:
-        body = request.body
-    except RequestDataTooBig:
-        raise too_big from None
-    if len(body) > limit:
-        raise too_big
-    return body
 
 
 def _context(caller: ApiCaller, endpoint: str, **extra: Any) -> CallContext:
@@ -136,7 +114,7 @@ async def _charge(caller: ApiCaller, usage: Usage) -> None:
 async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     _require(request, "POST")
     caller: ApiCaller = request.api  # type: ignore[attr-defined]
-    body = parse_body(ChatRequest, _body(request))
+    body = parse_body(ChatRequest, read_body(request))
     plan = build_plan(body)
     await sync_to_async(limits.check_quota)(caller.user_id, caller.limits)
     provider = provider_for(plan.model)
@@ -284,7 +262,7 @@ def _prompt_tokens(marker: str) -> int:
 async def embeddings(request: HttpRequest) -> HttpResponse:
     _require(request, "POST")
     caller: ApiCaller = request.api  # type: ignore[attr-defined]
-    body = parse_body(EmbeddingRequest, _body(request))
+    body = parse_body(EmbeddingRequest, read_body(request))
     texts = _embedding_inputs(body)
     await sync_to_async(limits.check_quota)(caller.user_id, caller.limits)
     model = _embedding_model(body.model, await _usable_models())
