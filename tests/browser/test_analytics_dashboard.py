@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -12,21 +10,6 @@ from playwright.sync_api import Page, expect
 from taskmaster.models import LLMCall, Membership, Role, Team
 
 pytestmark = [pytest.mark.browser]
-
-
-@pytest.fixture
-def orm_beside_playwright() -> Iterator[None]:
-    """Playwright's sync API keeps an event loop on the test thread, where Django refuses ORM calls.
-
-    Requested before ``transactional_db`` so it is torn down after that fixture's flush.
-    """
-    before = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    yield
-    if before is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = before
 
 
 def _seed() -> None:
@@ -51,9 +34,7 @@ def _seed() -> None:
         LLMCall.objects.filter(pk=call.pk).update(created_at=now - timedelta(hours=i % 4))
 
 
-def test_dashboard_renders_its_charts(
-    orm_beside_playwright: None, transactional_db: None, page: Page, live_url: str
-) -> None:
+def test_dashboard_renders_its_charts(transactional_db: None, page: Page, live_url: str) -> None:
     _seed()
     page.goto(live_url + "/login/")
     page.get_by_label("Username").fill("chartadmin")

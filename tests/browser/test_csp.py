@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
@@ -17,18 +14,6 @@ from research.models import Collection, Thread
 from taskmaster.models import Membership, Role, Team
 
 pytestmark = [pytest.mark.browser]
-
-
-@pytest.fixture
-def orm_beside_playwright() -> Iterator[None]:
-    """Playwright's sync API keeps an event loop on the test thread, where Django refuses ORM calls."""
-    before = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    yield
-    if before is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = before
 
 
 def _seed() -> dict[str, str]:
@@ -61,9 +46,7 @@ def _seed() -> dict[str, str]:
     }
 
 
-def test_main_pages_raise_no_csp_violation(
-    orm_beside_playwright: None, transactional_db: None, page: Page, live_url: str
-) -> None:
+def test_main_pages_raise_no_csp_violation(transactional_db: None, page: Page, live_url: str) -> None:
     pages = _seed()
     violations: list[str] = []
     errors: list[str] = []

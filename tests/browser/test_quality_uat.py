@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import date
 
 import pytest
@@ -15,18 +13,6 @@ from taskmaster.models import Membership, Role, Team
 
 pytestmark = [pytest.mark.browser]
 PASSWORD = "a-long-enough-passphrase-9"
-
-
-@pytest.fixture
-def orm_beside_playwright() -> Iterator[None]:
-    """Playwright's sync API keeps an event loop on the test thread, where Django refuses ORM calls."""
-    before = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    yield
-    if before is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = before
 
 
 def _seed() -> tuple[UatSession, Scenario]:
@@ -59,7 +45,7 @@ def _login(page: Page, live_url: str, username: str) -> None:
 
 
 def test_tester_pass_shows_up_on_the_coordinators_page(
-    orm_beside_playwright: None, transactional_db: None, page: Page, browser: Browser, live_url: str
+    transactional_db: None, page: Page, browser: Browser, live_url: str
 ) -> None:
     session, scenario = _seed()
     _login(page, live_url, "coord")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,20 +16,6 @@ DOC = b"""# Zephyr operations
 
 Zephyr database backups run nightly at 02:00 UTC and are kept for thirty days.
 """
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _orm_beside_playwright() -> Iterator[None]:
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls (and
-    # the database flush after it) are plain sequential sync code, so Django's async-safety
-    # guard is lifted for this module, until after the flush.
-    before = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    yield
-    if before is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = before
 
 
 COUNT_TOKENS = """
