@@ -1,6 +1,6 @@
 from django.urls import path
 
-from planning import views, views_ai, views_io
+from planning import views, views_ai, views_io, views_subtasks
 
 app_name = "planning"
 urlpatterns = [
@@ -31,6 +31,8 @@ urlpatterns = [
     path("tasks/<int:pk>/dependencies/<str:action>/", views.dependency_change, name="dependency_change"),
     path("tasks/<int:pk>/subtasks/new/", views.subtask_create, name="subtask_create"),
     path("tasks/<int:pk>/notes/", views.task_note_add, name="task_note_add"),
+    path("subtasks/<int:pk>/", views_subtasks.subtask_row, name="subtask"),
+    path("subtasks/<int:pk>/edit/", views_subtasks.subtask_edit, name="subtask_edit"),
     path("subtasks/<int:pk>/status/", views.subtask_status, name="subtask_status"),
     path("subtasks/<int:pk>/promote/", views.subtask_promote, name="subtask_promote"),
 ]

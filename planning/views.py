@@ -178,8 +178,15 @@ def task_list(request: HttpRequest, tag_id: int) -> HttpResponse:
         "next_deps": nxt_deps,
         "issues": selectors.dependency_issues(tag),
         "prds": selectors.project_prds(tag.project)[:20],
+        "collections": _research_collections(request, tag),
     }
     return render(request, "planning/task_list.html", ctx)
+
+
+def _research_collections(request: HttpRequest, tag: Tag) -> list[Any]:
+    from research.selectors import collections_for
+
+    return list(collections_for(request.user, Perm.VIEW, team=tag.project.team).order_by("name")[:50])
 
 
 @login_required

@@ -46,6 +46,26 @@ def _numbers(request: HttpRequest, tag: Tag) -> list[int]:
     return numbers
 
 
+def _collections(request: HttpRequest, tag: Tag) -> list[int]:
+    """Research mode: collections of the project's team that the user may read (404-free: a clear error)."""
+    from research.selectors import collections_for
+
+    try:
+        wanted = sorted({int(c) for c in request.POST.getlist("collections")})
+    except ValueError:
+        raise ValidationError("Collections are chosen by id.") from None
+    if not wanted:
+        return []
+    allowed = set(
+        collections_for(request.user, Perm.VIEW, team=tag.project.team)
+        .filter(pk__in=wanted)
+        .values_list("pk", flat=True)
+    )
+    if set(wanted) - allowed:
+        raise ValidationError("Choose research collections of this project's team.")
+    return wanted
+
+
 def _prompt(request: HttpRequest, required: bool) -> str:
     text = request.POST.get("prompt", "").strip()
     if required and not text:
@@ -64,7 +84,12 @@ def _params(request: HttpRequest, tag: Tag, kind: str) -> dict[str, Any]:
         mode = post.get("mode", "append")
         if mode not in {"append", "replace"}:
             raise ValidationError("Mode is append or replace.")
-        return {"prd_id": prd.pk, "num_tasks": _bounded(post.get("num_tasks"), 1, 50, "Number of tasks"), "mode": mode}
+        return {
+            "prd_id": prd.pk,
+            "num_tasks": _bounded(post.get("num_tasks"), 1, 50, "Number of tasks"),
+            "mode": mode,
+            "collection_ids": _collections(request, tag),
+        }
     if kind == "planning.expand":
         number = _bounded(post.get("task_number"), 1, 10**6, "Task number")
         if number is None or not Task.objects.filter(tag=tag, number=number).exists():

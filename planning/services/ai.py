@@ -10,20 +10,21 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from types import SimpleNamespace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from pydantic import BaseModel, Field, create_model
+from pydantic import AfterValidator, BaseModel, Field, create_model
 
 from planning.models import ComplexityReport, Revision, Status, Subtask, Tag, Task
 from planning.services.core import next_number, recording
+from planning.services.qa import checked, complexity_shape, merge_subtasks, subtasks_shape, tasks_shape
 from planning.snapshot import set_deps, tag_tasks
 from taskmaster.llm import CallContext, generate
 from taskmaster.models import Job
@@ -46,14 +47,26 @@ KINDS = {
 
 
 # Bounds are tight on purpose: they are what makes a small local model stop, and they
-# cap the worst-case generation time of every call. The pattern keeps to characters
-# that need no JSON escaping: llama-cpp-python's grammar lets raw control characters
-# into strings, which then fail validation (reported to the runtime's owner).
-SAFE_CHARS = "A-Za-z0-9 ,.;:()'/&+?!%#*=_-"
+# cap the worst-case generation time of every call. Any character is allowed (task titles
+# in French or Japanese are ordinary): the runtime accepts the raw control characters the
+# grammar lets into strings, and the validators below turn stray ones into spaces.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _tidy(value: str) -> str:
+    return CONTROL.sub(" ", value).strip()
+
+
+def _one_line(value: str) -> str:
+    return " ".join(_tidy(value).split())
 
 
 def text(high: int, low: int = 0) -> Any:
-    return Field(min_length=low, max_length=high, pattern=f"^[{SAFE_CHARS}]{{{low},{high}}}$")
+    return Field(min_length=low, max_length=high)
+
+
+Text = Annotated[str, AfterValidator(_tidy)]
+Title = Annotated[str, AfterValidator(_one_line)]
 
 
 @lru_cache
@@ -66,31 +79,31 @@ def schemas(detail: str = "short") -> SimpleNamespace:
 
     deps: Any = (list[int], Field(default_factory=list, max_length=2))
     sub: type[BaseModel] = create_model(
-        "GenSubtask", title=(str, t(50, 3)), description=(str, t(80)), details=(str, t(100)), dependencies=deps
+        "GenSubtask", title=(Title, t(50, 3)), description=(Text, t(80)), details=(Text, t(100)), dependencies=deps
     )
     task: type[BaseModel] = create_model(
         "GenTask",
-        title=(str, t(50, 3)),
-        description=(str, t(80)),
-        details=(str, t(100)),
+        title=(Title, t(50, 3)),
+        description=(Text, t(80)),
+        details=(Text, t(100)),
         dependencies=deps,
-        test_strategy=(str, t(60)),
+        test_strategy=(Text, t(60)),
         priority=(Prio, "medium"),
     )
     rewrite: type[BaseModel] = create_model(
         "Rewrite",
-        title=(str, t(50, 3)),
-        description=(str, t(100)),
-        details=(str, t(160)),
-        test_strategy=(str, t(80)),
+        title=(Title, t(50, 3)),
+        description=(Text, t(100)),
+        details=(Text, t(160)),
+        test_strategy=(Text, t(80)),
     )
-    note: type[BaseModel] = create_model("Note", note=(str, t(160, 3)))
+    note: type[BaseModel] = create_model("Note", note=(Text, t(160, 3)))
     assessment: type[BaseModel] = create_model(
         "Assessment",
         score=(Score, ...),
         recommended_subtasks=(Literal[1, 2, 3, 4, 5, 6, 7, 8], ...),
-        expansion_prompt=(str, t(80)),
-        reasoning=(str, t(80)),
+        expansion_prompt=(Text, t(80)),
+        reasoning=(Text, t(80)),
     )
     return SimpleNamespace(GenSubtask=sub, GenTask=task, Rewrite=rewrite, Note=note, Assessment=assessment)
 
@@ -152,6 +165,7 @@ class Run:
     params: dict[str, Any]
     calls: int = 0
     total: int = 1
+    qa_notes: list[str] = field(default_factory=list)
 
     def ctx(self, feature: str) -> CallContext:
         return CallContext(
@@ -174,6 +188,30 @@ class Run:
         job_progress(job_id=self.job.pk, done=self.calls, total=self.total, message=message.rstrip("…") + " ✓")
         return completion.parsed
 
+    def ask_checked(
+        self,
+        feature: str,
+        prompt: str,
+        schema: type[BaseModel],
+        message: str,
+        *,
+        kind: str,
+        shape: Callable[[Any], Any],
+        label: str,
+    ) -> Any:
+        """``ask`` behind the QA gate for ``kind`` (one retry; see planning.services.qa)."""
+        attempts = 0
+
+        def ask(text: str) -> Any:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                self.total += 1
+            note = message if attempts == 1 else message.rstrip("…") + ": again, after a QA gate…"
+            return self.ask(feature, text, schema, note)
+
+        return checked(kind, ask, prompt, shape, self.qa_notes, label)
+
     @property
     def s(self) -> SimpleNamespace:
         return schemas(str(self.params.get("detail") or "short"))
@@ -194,7 +232,7 @@ def _clip(text: str, n: int) -> str:
 
 
 def _words(title: str) -> set[str]:
-    return set(re.findall(r"[a-z0-9]+", title.lower()))
+    return set(re.findall(r"\w+", title.casefold()))
 
 
 def _duplicate(a: str, b: str) -> bool:
@@ -238,6 +276,42 @@ def allocate(n: int, sizes: list[int]) -> list[int]:
     return counts
 
 
+def merge_generated(
+    generated: list[tuple[Any, list[int]]], keep: list[int], alias: dict[int, int], start: int = 0
+) -> None:
+    """Add ``generated[start:]`` to ``keep``, folding near-duplicate titles into ``alias`` (and skipping blanks)."""
+    for idx in range(start, len(generated)):
+        task = generated[idx][0]
+        if not task.title:  # only blanks and control characters: nothing to keep (see planning.services.qa)
+            continue
+        twin = next((k for k in keep if _duplicate(generated[k][0].title, task.title)), None)
+        if twin is None:
+            keep.append(idx)
+        else:
+            alias[idx] = twin
+
+
+def top_up(
+    generated: list[tuple[Any, list[int]]],
+    keep: list[int],
+    alias: dict[int, int],
+    missing: int,
+    ask: Callable[[int, list[str]], Any],
+) -> int:
+    """One more generation round for the tasks that de-duplication removed; how many it added.
+
+    Only one round: a small model that keeps repeating itself gets a shorter plan rather than
+    an endless loop. Dependencies of the new tasks point within the new list, backwards.
+    """
+    before = len(keep)
+    answer = ask(missing, [generated[k][0].title for k in keep])
+    offset = len(generated)
+    for k, task in enumerate(answer.tasks):
+        generated.append((task, [offset + d - 1 for d in task.dependencies if 1 <= d <= k]))
+    merge_generated(generated, keep, alias, offset)
+    return len(keep) - before
+
+
 def _latest_reports(tasks: list[Task]) -> dict[int, ComplexityReport]:
     latest: dict[int, ComplexityReport] = {}
     for r in ComplexityReport.objects.filter(task__in=tasks).order_by("created_at", "pk"):
@@ -248,6 +322,60 @@ def _latest_reports(tasks: list[Task]) -> dict[int, ComplexityReport]:
 # --- workflows ------------------------------------------------------------------------------------
 
 
+# Research mode gives at most this share of the prompt room to retrieved passages, so the
+# PRD section itself always keeps most of the context.
+RESEARCH_SHARE = 3
+RESEARCH_PASSAGES = 4
+
+
+def research_context(run: Run, query: str, max_chars: int) -> list[str]:
+    """Relevant passages from the chosen collections of the project's team, within ``max_chars``."""
+    ids = [int(i) for i in run.params.get("collection_ids") or []]
+    user = run.job.created_by
+    if not ids or user is None or max_chars < 80:
+        return []
+    from research.selectors import collections_for, hybrid_search
+    from taskmaster.access import Perm
+
+    # Only the project's team: a user in several teams must not pull another team's notes in.
+    team_ids = list(
+        collections_for(user, Perm.VIEW, team=run.tag.project.team).filter(pk__in=ids).values_list("pk", flat=True)
+    )
+    if not team_ids:
+        return []
+    hits = hybrid_search(
+        user=user,
+        query=_clip(query, 1000),
+        collection_ids=team_ids,
+        k=RESEARCH_PASSAGES,
+        window=0,
+        context=run.ctx("parse_prd.research"),
+    )
+    passages: list[str] = []
+    left = max_chars
+    for hit in hits:
+        if left < 80:  # a shorter scrap would be noise to the model
+            break
+        if not hit.relevant:
+            continue
+        piece = _clip(f"[{hit.document_title}] {' '.join(hit.text.split())}", left)
+        passages.append(piece)
+        left -= len(piece) + 1
+    return passages
+
+
+def prd_prompt(section: str, ask: str, passages: list[str]) -> str:
+    background = (
+        "Background from the team's knowledge base (use it where it applies):\n" + "\n".join(passages) + "\n\n"
+        if passages
+        else ""
+    )
+    return (
+        f"{background}Requirements:\n{section}\n\nWrite {ask} development tasks for these requirements, in build "
+        "order. dependencies: numbers (1-based) of earlier tasks in your list that must be done first."
+    )
+
+
 def _parse_prd(run: Run) -> tuple[str, dict[str, Any]]:
     from planning.models import PRD
 
@@ -255,24 +383,29 @@ def _parse_prd(run: Run) -> tuple[str, dict[str, Any]]:
     n = run.params.get("num_tasks")
     per_task = _budget(_list_of(run.s.GenTask, "tasks", 1, 1))
     room = run.context_tokens() - 200 - per_task * min(int(n or MAX_PER_SECTION), MAX_PER_SECTION)
-    sections = split_sections(prd.text, max(400, room * 3))
+    room_chars = max(400, room * 3)  # ~3 characters per token
+    research = bool(run.params.get("collection_ids"))
+    research_chars = min(room_chars // RESEARCH_SHARE, max(0, room_chars - 400)) if research else 0
+    sections = split_sections(prd.text, room_chars - research_chars)
     counts = allocate(int(n), [len(s) for s in sections]) if n else [0] * len(sections)
     run.total = sum(1 for c, _ in zip(counts, sections, strict=True) if c or not n)
     generated: list[tuple[Any, list[int]]] = []  # task, dependencies as indexes into generated
+    used_passages = 0
     for i, (section, count) in enumerate(zip(sections, counts, strict=True)):
         if n and not count:
             continue
         low, high = (count, count) if n else (1, MAX_PER_SECTION)
-        ask = f"exactly {count}" if n else "1 to 8"
-        prompt = (
-            f"Requirements:\n{section}\n\nWrite {ask} development tasks for these requirements, in build order. "
-            "dependencies: numbers (1-based) of earlier tasks in your list that must be done first."
-        )
-        answer = run.ask(
+        passages = research_context(run, section, research_chars)
+        used_passages += len(passages)
+        prompt = prd_prompt(section, f"exactly {count}" if n else "1 to 8", passages)
+        answer = run.ask_checked(
             "parse_prd",
             prompt,
             _list_of(run.s.GenTask, "tasks", low, high),
             f"Section {i + 1} of {len(sections)}: generating tasks…",
+            kind="planning.tasks",
+            shape=lambda a: tasks_shape(a.tasks),
+            label=f"section {i + 1}",
         )
         offset = len(generated)
         for k, task in enumerate(answer.tasks):
@@ -280,12 +413,30 @@ def _parse_prd(run: Run) -> tuple[str, dict[str, Any]]:
     # De-duplicate across sections; dependencies on a dropped task move to the task it duplicated.
     keep: list[int] = []
     alias: dict[int, int] = {}
-    for idx, (task, _) in enumerate(generated):
-        twin = next((k for k in keep if _duplicate(generated[k][0].title, task.title)), None)
-        if twin is None:
-            keep.append(idx)
-        else:
-            alias[idx] = twin
+    merge_generated(generated, keep, alias)
+    topped: int | None = None
+    if n and len(keep) < int(n):
+
+        def ask_more(missing: int, planned: list[str]) -> Any:
+            run.total += 1
+            listing = "\n".join(f"- {_clip(t, 80)}" for t in planned)
+            prompt = (
+                f"Requirements:\n{_clip(prd.text, max(400, room_chars - research_chars - len(listing)))}\n\n"
+                f"Already planned:\n{listing}\n\nWrite exactly {missing} more development tasks for these "
+                "requirements, each different from the ones already planned. dependencies: numbers (1-based) of "
+                "earlier tasks in your new list."
+            )
+            return run.ask_checked(
+                "parse_prd",
+                prompt,
+                _list_of(run.s.GenTask, "tasks", missing, missing),
+                f"Topping up {missing} task(s) lost to de-duplication…",
+                kind="planning.tasks",
+                shape=lambda a: tasks_shape(a.tasks, existing_titles=planned),
+                label="top-up",
+            )
+
+        topped = top_up(generated, keep, alias, min(int(n) - len(keep), MAX_PER_SECTION), ask_more)
     if n:
         keep = keep[: int(n)]
     replace = run.params.get("mode") == "replace"
@@ -294,6 +445,9 @@ def _parse_prd(run: Run) -> tuple[str, dict[str, Any]]:
             Task.objects.filter(tag=run.tag).delete()
         start = next_number(run.tag)
         number = {idx: start + pos for pos, idx in enumerate(keep)}
+        existing = list(Task.objects.filter(tag=run.tag).values_list("number", flat=True))
+        titles = list(Task.objects.filter(tag=run.tag).values_list("title", flat=True))
+        plan: list[dict[str, Any]] = []
         created: dict[int, Task] = {}
         for idx in keep:
             t = generated[idx][0]
@@ -315,8 +469,17 @@ def _parse_prd(run: Run) -> tuple[str, dict[str, Any]]:
                     refs.append(str(number[target]))
             if refs:
                 set_deps(created[number[idx]], refs, created)
+            plan.append({"number": number[idx], "title": generated[idx][0].title, "dependencies": list(map(int, refs))})
+        final_check(
+            run, "merged plan", "planning.tasks", {"tasks": plan, "existing": existing, "existing_titles": titles}
+        )
         d.summary = f"{'Replaced tasks with' if replace else 'Added'} {len(keep)} tasks from PRD “{prd.title}”"
-    return d.summary, {"created": sorted(created), "sections": len(sections), "duplicates_dropped": len(alias)}
+    result = {"created": sorted(created), "sections": len(sections), "duplicates_dropped": len(alias)}
+    if topped is not None:
+        result["topped_up"] = topped
+    if research:
+        result["research"] = {"collections": run.params["collection_ids"], "passages": used_passages}
+    return d.summary, result
 
 
 def _expand_one(run: Run, task: Task, count: int, prompt_extra: str) -> list[Any]:
@@ -326,13 +489,16 @@ def _expand_one(run: Run, task: Task, count: int, prompt_extra: str) -> list[Any
         + f"\nBreak this task into exactly {count} subtasks in order. dependencies: numbers of earlier "
         "subtasks in your list."
     )
-    answer = run.ask(
+    answer = run.ask_checked(
         "expand",
         prompt,
         _list_of(run.s.GenSubtask, "subtasks", count, count),
         f"Expanding task {task.number} into {count} subtasks…",
+        kind="planning.subtasks",
+        shape=lambda a: subtasks_shape(task.number, a.subtasks, count),
+        label=f"task {task.number}",
     )
-    return list(answer.subtasks)
+    return merge_subtasks(answer.subtasks)
 
 
 def _apply_subtasks(task: Task, subs: list[Any], replace: bool) -> int:
@@ -426,11 +592,15 @@ def _analyze(run: Run) -> tuple[str, dict[str, Any]]:
             f"Tasks:\n{listing}\n\nFor each task, in the same order, rate its complexity from 1 (trivial) to "
             "10 (very complex), recommend a number of subtasks and write a short prompt for breaking it down."
         )
-        answer = run.ask(
+        numbers = [t.number for t in batch]
+        answer = run.ask_checked(
             "analyze",
             prompt,
             _list_of(run.s.Assessment, "tasks", len(batch), len(batch)),
             f"Batch {b + 1} of {len(batches)}: analysing {len(batch)} tasks…",
+            kind="planning.complexity",
+            shape=lambda a, numbers=numbers: complexity_shape(numbers, a.tasks),  # type: ignore[misc]
+            label=f"batch {b + 1}",
         )
         results.extend(zip(batch, answer.tasks, strict=True))
     model = run.model_name()
@@ -457,14 +627,27 @@ def _add_task(run: Run) -> tuple[str, dict[str, Any]]:
         f"Existing tasks:\n{listing}\n\nWrite one new task for: {_clip(run.params['prompt'], 1000)}\n"
         "dependencies: numbers of existing tasks it needs."
     )
-    answer = run.ask("add_task", prompt, _list_of(run.s.GenTask, "tasks", 1, 1), "Writing the new task…")
+    taken = dict(Task.objects.filter(tag=run.tag).values_list("number", "title"))
+    answer = run.ask_checked(
+        "add_task",
+        prompt,
+        _list_of(run.s.GenTask, "tasks", 1, 1),
+        "Writing the new task…",
+        kind="planning.tasks",
+        shape=lambda a: {
+            "tasks": [{"number": next_number(run.tag), "title": a.tasks[0].title, "dependencies": []}],
+            "existing": list(taken),
+            "existing_titles": list(taken.values()),
+        },
+        label="new task",
+    )
     gen = answer.tasks[0]
     with transaction.atomic(), recording(tag=run.tag, user=run.job.created_by, workflow="add-task", job=run.job) as d:
         tasks = {t.number: t for t in tag_tasks(run.tag)}
         task = Task.objects.create(
             tag=run.tag,
             number=next_number(run.tag),
-            title=gen.title,
+            title=gen.title or _clip(run.params["prompt"], 60),
             description=gen.description,
             details=gen.details,
             test_strategy=gen.test_strategy,
@@ -515,7 +698,7 @@ def _rewrite(run: Run, workflow: str, instruction: Callable[[Task], str]) -> tup
                 task.details = f"{task.details}\n\n<info added on {stamp}>\n{a.note}\n</info added on {stamp}>".strip()
             else:
                 task.title, task.description, task.details, task.test_strategy = (
-                    a.title,
+                    a.title or task.title,
                     a.description,
                     a.details,
                     a.test_strategy,
@@ -565,5 +748,18 @@ def workflow_run(*, job_id: int) -> tuple[Revision | None, str, dict[str, Any]]:
     tag = Tag.objects.select_related("project").get(pk=job.params["tag_id"])
     run = Run(job=job, tag=tag, params=job.params)
     summary, result = RUNNERS[job.kind](run)
+    if run.qa_notes:
+        # Gate failures that were retried or repaired: visible on the job, never a failure.
+        summary = f"{summary} · {' · '.join(run.qa_notes)}"
+        result = {**result, "qa": run.qa_notes}
     revision = Revision.objects.filter(job=job).first()
     return revision, summary, result
+
+
+def final_check(run: Run, label: str, kind: str, output: Any) -> None:
+    """Gate what is about to be written; a problem left after the repairs is recorded, not fatal."""
+    from taskmaster.qa import problems
+
+    found = problems(kind, output)
+    if found:
+        run.qa_notes.append(f"QA {label}: {'; '.join(found)[:200]}")

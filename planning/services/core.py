@@ -214,6 +214,42 @@ def item_update(*, item: Task | Subtask, expected_version: int, fields: dict[str
     return fresh
 
 
+@transaction.atomic
+def subtask_update(
+    *,
+    subtask: Subtask,
+    expected_version: int,
+    fields: dict[str, Any],
+    sibling_dependencies: list[int],
+    user: User | None,
+) -> Subtask:
+    """Edit a subtask's fields and its dependencies on siblings, as one revision.
+
+    The same optimistic lock as tasks: a stale ``expected_version`` raises ``EditConflict``
+    and nothing is written. Dependencies on other levels (``"4"``, ``"2.1"`` of another
+    task) are not part of the form and are kept as they are.
+    """
+    parent = Task.objects.get(pk=subtask.parent_id)
+    with recording(tag=parent.tag, user=user, workflow="edit-subtask") as draft:
+        fresh = item_update(item=subtask, expected_version=expected_version, fields=fields)
+        assert isinstance(fresh, Subtask)
+        item, tasks, graph = _item_by_ref(parent.tag, fresh.ref)
+        prefix = f"{parent.number}."
+        kept = [r for r in graph[item.ref] if not r.startswith(prefix)]
+        trial = {**graph, item.ref: list(kept)}
+        for number in dict.fromkeys(sibling_dependencies):
+            dep = f"{prefix}{number}"
+            try:
+                deps_mod.check_add(trial, item.ref, dep)
+            except deps_mod.DependencyError as exc:
+                raise ValidationError(str(exc)) from None
+            trial[item.ref].append(dep)
+        if trial[item.ref] != graph[item.ref]:
+            set_deps(item, trial[item.ref], tasks)
+        draft.summary = f"Edited subtask {fresh.ref}: {fresh.title}"[:500]
+    return Subtask.objects.select_related("parent").get(pk=subtask.pk)
+
+
 def _bump(item: Task | Subtask) -> None:
     type(item).objects.filter(pk=item.pk).update(version=F("version") + 1, updated_at=timezone.now())
 

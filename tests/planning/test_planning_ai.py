@@ -6,14 +6,16 @@ dependency direction and the revision each run leaves behind.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 from planning.models import ComplexityReport, Revision, Status, Tag, Task
-from planning.services import complexity_import, prd_create, revision_rollback
-from planning.services.ai import allocate, split_sections, workflow_start
+from planning.services import complexity_import, prd_create, revision_rollback, taskmaster_export, taskmaster_import
+from planning.services.ai import _duplicate, _list_of, allocate, schemas, split_sections, workflow_start
 from planning.snapshot import tag_graph
 from planning.tasks import run_workflow
+from taskmaster.llm.schema import json_schema, validate
 from taskmaster.models import Job
 from tests.conftest import Workers
 from tests.planning.factories import FIXTURES, add_tasks, imported, make_project, master
@@ -54,6 +56,52 @@ def test_sections_split_and_task_allocation() -> None:
     assert sum(allocate(10, [5, 1])) == 10
 
 
+def test_non_ascii_titles_survive_the_schemas_dedup_and_import(team: Any) -> None:
+    schema = _list_of(schemas("short").GenTask, "tasks", 1, 2)
+    assert "pattern" not in str(json_schema(schema))  # the grammar no longer limits text to ASCII
+    # The runtime's path: raw control characters inside strings parse; titles become one line.
+    raw = '{"tasks": [{"title": "Café\n menu", "description": "Crème brûlée\u0007 à la carte", "details": "",'
+    raw += ' "dependencies": [], "test_strategy": "日本語のテスト", "priority": "high"}]}'
+    task = validate(schema, raw).tasks[0]  # type: ignore[attr-defined]
+    assert task.title == "Café menu" and task.description == "Crème brûlée  à la carte"
+    assert task.test_strategy == "日本語のテスト"
+    assert _duplicate("Café menu", "café  MENU") and not _duplicate("Café menu", "Caf menu")
+    assert _duplicate("Überprüfung der Daten", "überprüfung der daten")
+    project = make_project(team)
+    data = {
+        "master": {
+            "tasks": [
+                {
+                    "id": 1,
+                    "title": "Café menu",
+                    "description": "Crème",
+                    "status": "pending",
+                    "dependencies": [],
+                    "priority": "high",
+                    "details": "",
+                    "testStrategy": "",
+                    "subtasks": [
+                        {
+                            "id": 1,
+                            "title": "Ünïcode ✓",
+                            "description": "",
+                            "status": "pending",
+                            "dependencies": [],
+                            "details": "",
+                            "testStrategy": "",
+                        }
+                    ],
+                }
+            ],
+            "metadata": {"created": "2026-01-01T00:00:00Z", "description": "x"},
+        }
+    }
+    taskmaster_import(project=project, raw=json.dumps(data, ensure_ascii=False).encode(), user=None)
+    out = taskmaster_export(project=project)
+    assert out["master"]["tasks"][0]["title"] == "Café menu"
+    assert out["master"]["tasks"][0]["subtasks"][0]["title"] == "Ünïcode ✓"
+
+
 def test_parse_prd_appends_n_tasks_with_backward_dependencies_and_rolls_back(llm: Workers, editor: Any) -> None:
     tag = master(make_project(editor.memberships.first().team))
     add_tasks(tag, "Existing work")
@@ -74,6 +122,7 @@ def test_parse_prd_appends_n_tasks_with_backward_dependencies_and_rolls_back(llm
 def test_expand_uses_the_report_count_and_analyze_scores_tasks(llm: Workers, editor: Any) -> None:
     tag = master(imported(editor.memberships.first().team))
     task = Task.objects.get(tag=tag, number=3)
+    Task.objects.filter(pk=task.pk).update(title="API für Rechnungen (café)")
     ComplexityReport.objects.create(task=task, score=6, recommended_subtasks=2, expansion_prompt="Split by endpoint.")
     job = run("expand", tag, editor, task_number=3, num_subtasks=None, prompt="", replace=False)
     subs = list(task.subtasks.order_by("number"))
@@ -81,6 +130,7 @@ def test_expand_uses_the_report_count_and_analyze_scores_tasks(llm: Workers, edi
     graph = tag_graph(tag)
     assert all(d == "3.1" for d in graph["3.2"]) and graph["3.1"] == []
     assert "2 subtasks" in job.message
+    assert Task.objects.get(pk=task.pk).title == "API für Rechnungen (café)"
 
     job = run("analyze", tag, editor, task_numbers=[3, 4], threshold=5)
     reports = ComplexityReport.objects.filter(task__tag=tag, task__number__in=[3, 4], model_name__gt="")
