@@ -98,8 +98,11 @@ class Row:
     subtasks_total: int
 
 
-def task_rows(tag: Tag, *, status: str = "", priority: str = "", query: str = "") -> list[Row]:
-    tasks = tag_tasks(tag)
+def task_rows(
+    tag: Tag, *, status: str = "", priority: str = "", query: str = "", tasks: list[Task] | None = None
+) -> list[Row]:
+    """``tasks``: the tag's ``tag_tasks()`` when the caller already loaded them (one page, one load)."""
+    tasks = tag_tasks(tag) if tasks is None else tasks
     graph = graph_of(tasks)
     reports = latest_reports(tag)
     rows = []
@@ -120,13 +123,13 @@ def board_columns(tag: Tag) -> list[tuple[str, str, list[Row]]]:
     return [(value, label, [r for r in rows if r.task.status == value]) for value, label in Status.choices]
 
 
-def dependency_issues(tag: Tag) -> list[deps.Issue]:
-    return deps.validate(graph_of(tag_tasks(tag)))
+def dependency_issues(tag: Tag, *, tasks: list[Task] | None = None) -> list[deps.Issue]:
+    return deps.validate(graph_of(tag_tasks(tag) if tasks is None else tasks))
 
 
-def next_task(tag: Tag) -> tuple[Task | Subtask | None, list[str]]:
+def next_task(tag: Tag, *, tasks: list[Task] | None = None) -> tuple[Task | Subtask | None, list[str]]:
     """The next item by the documented rule (see planning.deps.next_item), and its dependencies."""
-    tasks = tag_tasks(tag)
+    tasks = tag_tasks(tag) if tasks is None else tasks
     graph = graph_of(tasks)
     items = []
     objects: dict[str, Task | Subtask] = {}

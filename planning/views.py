@@ -170,13 +170,14 @@ def _int(value: str | None) -> int | None:
 def task_list(request: HttpRequest, tag_id: int) -> HttpResponse:
     tag = tag_for(request.user, Perm.VIEW, pk=tag_id)
     status, priority, query = (request.GET.get(k, "") for k in ("status", "priority", "q"))
-    nxt, nxt_deps = selectors.next_task(tag)
+    tasks = tag_tasks(tag)
+    nxt, nxt_deps = selectors.next_task(tag, tasks=tasks)
     ctx = _tag_context(request, tag, "list") | {
-        "rows": selectors.task_rows(tag, status=status, priority=priority, query=query),
+        "rows": selectors.task_rows(tag, status=status, priority=priority, query=query, tasks=tasks),
         "filters": {"status": status, "priority": priority, "q": query},
         "next": nxt,
         "next_deps": nxt_deps,
-        "issues": selectors.dependency_issues(tag),
+        "issues": selectors.dependency_issues(tag, tasks=tasks),
         "prds": selectors.project_prds(tag.project)[:20],
         "collections": _research_collections(request, tag),
     }
@@ -213,7 +214,7 @@ def graph(request: HttpRequest, tag_id: int) -> HttpResponse:
         request,
         "planning/graph.html",
         _tag_context(request, tag, "graph")
-        | {"svg": svg, "issues": selectors.dependency_issues(tag), "count": len(tasks)},
+        | {"svg": svg, "issues": selectors.dependency_issues(tag, tasks=tasks), "count": len(tasks)},
     )
 
 
