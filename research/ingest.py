@@ -2,8 +2,9 @@
 
 Idempotent and resumable: a document whose content (sha256) and embedding model are
 unchanged is skipped, so a re-delivered or re-run job only finishes what is missing.
-Embeddings are computed first; a document's chunks are then swapped in within one
-transaction, so search sees either the old version or the whole new one.
+Embeddings are computed first, in batches shared by several documents; each document's
+chunks are then swapped in within its own transaction, so search sees either the old
+version or the whole new one.
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ from django.db import transaction
 from django.db.models import Value
 from django.utils import timezone
 
-from research.extract import ExtractionError, chunk_sections, extract, is_supported, unsupported_message
+from research.extract import (
+    ChunkData,
+    Extracted,
+    ExtractionError,
+    chunk_sections,
+    extract,
+    is_supported,
+    unsupported_message,
+)
 from research.models import EMBEDDING_DIMENSIONS, Chunk, Collection, Document, Source, Status
 from research.services import collection_bump
 from taskmaster.llm import CallContext, LLMError, embed
@@ -31,7 +40,10 @@ from taskmaster.services import job_fail, job_progress, job_start, job_succeed
 
 log = logging.getLogger(__name__)
 
+# A batch is embedded once it holds EMBED_BATCH chunks (from one or several documents);
+# one embed() call carries at most EMBED_MAX of them.
 EMBED_BATCH = 32
+EMBED_MAX = 64
 URL_MAX_BYTES = 10 * 1024 * 1024
 
 
@@ -143,10 +155,13 @@ def _raw_documents(source: Source) -> list[RawDocument]:
 
 
 def _embed_all(texts: list[str], model_name: str, collection: Collection) -> list[list[float]]:
+    """Vectors for texts, in as few calls of at most EMBED_MAX as possible, split evenly."""
     ctx = CallContext(feature="research.ingest", team_id=collection.team_id)
     vectors: list[list[float]] = []
-    for start in range(0, len(texts), EMBED_BATCH):
-        vectors.extend(embed(texts[start : start + EMBED_BATCH], model=model_name, context=ctx))
+    calls = -(-len(texts) // EMBED_MAX)
+    for i in range(calls):
+        part = texts[len(texts) * i // calls : len(texts) * (i + 1) // calls]
+        vectors.extend(embed(part, model=model_name, context=ctx))
     if vectors and len(vectors[0]) != EMBEDDING_DIMENSIONS:
         raise LLMError(
             f"{model_name} returns {len(vectors[0])}-dimensional vectors; collections store {EMBEDDING_DIMENSIONS}"
@@ -154,71 +169,217 @@ def _embed_all(texts: list[str], model_name: str, collection: Collection) -> lis
     return vectors
 
 
-def _index_document(
-    source: Source, collection: Collection, raw: RawDocument, model_name: str, progress: Progress
-) -> None:
-    sha = hashlib.sha256(raw.data).hexdigest()
-    existing = Document.objects.filter(source=source, key=raw.key[:500]).first()
-    if existing and existing.sha256 == sha and existing.status == Status.READY and existing.embedded_with == model_name:
-        progress.unchanged += 1
-        return
-    twin = (
-        Document.objects.filter(collection=collection, sha256=sha, status=Status.READY)
-        .exclude(source=source, key=raw.key[:500])
-        .first()
-    )
-    if twin is not None:
-        # Identical content is already searchable: index nothing twice.
-        progress.duplicates += 1
-        if existing is not None:
-            existing.delete()
-            collection_bump(collection_id=collection.pk)
-        return
-    if not is_supported(raw.name):
-        raise ExtractionError(unsupported_message(raw.name))
-    extracted = extract(raw.name, raw.data)
-    pieces = chunk_sections(extracted.sections, size=collection.chunk_size, overlap=collection.chunk_overlap)
-    vectors = _embed_all([p.text for p in pieces], model_name, collection)
-    with transaction.atomic():
-        document, created = Document.objects.select_for_update().get_or_create(
-            source=source,
-            key=raw.key[:500],
-            defaults={
-                "collection": collection,
-                "title": extracted.title,
-                "doc_type": extracted.doc_type,
-                "sha256": sha,
-            },
+@dataclass
+class _SourceRun:
+    """One source's documents while they pass through the job, some of them waiting in a batch."""
+
+    source: Source
+    documents: int
+    waiting: int = 0
+    listed: bool = False
+    failed: list[str] = field(default_factory=list)
+    duplicates: int = 0
+
+    def finish(self) -> None:
+        if not self.listed or self.waiting:
+            return
+        if self.failed and len(self.failed) == self.documents:
+            status, error = Status.FAILED, "; ".join(self.failed)
+        elif self.documents and self.duplicates == self.documents:
+            status, error = Status.DUPLICATE, "identical content is already in this collection; nothing was added"
+        else:
+            status, error = Status.READY, "; ".join(self.failed)
+        Source.objects.filter(pk=self.source.pk).update(status=status, error=error[:4000])
+
+
+@dataclass
+class _Prepared:
+    run: _SourceRun
+    raw: RawDocument
+    sha: str
+    extracted: Extracted
+    pieces: list[ChunkData]
+
+
+class _Ingestion:
+    """Extracts documents one by one but embeds their chunks in shared batches.
+
+    One embed() call per document (a few chunks each) spends most of its time on the
+    round trip to the inference worker; batching across documents is what lets the job
+    keep up with direct embedding. Each document is still written in its own
+    transaction once its vectors are in, so the visibility and resume rules are unchanged.
+    """
+
+    def __init__(self, collection: Collection, model_name: str, progress: Progress) -> None:
+        self.collection = collection
+        self.model_name = model_name
+        self.progress = progress
+        self.batch: list[_Prepared] = []
+        self.batch_chunks = 0
+
+    def source(self, source: Source) -> None:
+        Source.objects.filter(pk=source.pk).update(status=Status.INDEXING, error="")
+        try:
+            raws = _raw_documents(source)
+        except (ExtractionError, OSError) as exc:
+            Source.objects.filter(pk=source.pk).update(status=Status.FAILED, error=str(exc))
+            self.progress.failures.append(f"{source.name}: {exc}")
+            self.progress.done += 1
+            self.progress.report()
+            return
+        self.progress.total += len(raws) - 1
+        if source.kind == Source.Kind.FOLDER:
+            keys = {r.key[:500] for r in raws}
+            gone = Document.objects.filter(source=source).exclude(key__in=keys)
+            if gone.exists():
+                gone.delete()
+                collection_bump(collection_id=self.collection.pk)
+        run = _SourceRun(source=source, documents=len(raws))
+        for raw in raws:
+            try:
+                prepared = self._prepare(run, raw)
+            except (ExtractionError, LLMError) as exc:
+                self._failed(run, raw, exc)
+                continue
+            if prepared is None:
+                self._done(run)
+                continue
+            run.waiting += 1
+            self.batch.append(prepared)
+            self.batch_chunks += len(prepared.pieces)
+            if self.batch_chunks >= EMBED_BATCH:
+                self.flush()
+        run.listed = True
+        run.finish()
+
+    def _prepare(self, run: _SourceRun, raw: RawDocument) -> _Prepared | None:
+        """Extract and chunk a document, or None when there is nothing to index (unchanged, duplicate)."""
+        source, collection = run.source, self.collection
+        sha = hashlib.sha256(raw.data).hexdigest()
+        existing = Document.objects.filter(source=source, key=raw.key[:500]).first()
+        if (
+            existing
+            and existing.sha256 == sha
+            and existing.status == Status.READY
+            and existing.embedded_with == self.model_name
+        ):
+            self.progress.unchanged += 1
+            return None
+        if any(p.sha == sha for p in self.batch):
+            # Its twin is waiting in this batch: write that first so the duplicate check below sees it.
+            self.flush()
+        twin = (
+            Document.objects.filter(collection=collection, sha256=sha, status=Status.READY)
+            .exclude(source=source, key=raw.key[:500])
+            .first()
         )
-        document.chunks.all().delete()
-        Chunk.objects.bulk_create(
-            Chunk(
-                document=document,
-                collection=collection,
-                position=p.position,
-                text=p.text,
-                token_count=p.token_count,
-                page=p.page,
-                heading=p.heading,
-                embedding=v,
+        if twin is not None:
+            # Identical content is already searchable: index nothing twice.
+            self.progress.duplicates += 1
+            run.duplicates += 1
+            if existing is not None:
+                existing.delete()
+                collection_bump(collection_id=collection.pk)
+            return None
+        if not is_supported(raw.name):
+            raise ExtractionError(unsupported_message(raw.name))
+        extracted = extract(raw.name, raw.data)
+        pieces = chunk_sections(extracted.sections, size=collection.chunk_size, overlap=collection.chunk_overlap)
+        return _Prepared(run=run, raw=raw, sha=sha, extracted=extracted, pieces=pieces)
+
+    def flush(self) -> None:
+        batch, self.batch, self.batch_chunks = self.batch, [], 0
+        if not batch:
+            return
+        texts = [p.text for item in batch for p in item.pieces]
+        try:
+            vectors = _embed_all(texts, self.model_name, self.collection)
+        except LLMError as exc:
+            if len(batch) == 1:
+                self._failed_waiting(batch[0], exc)
+                return
+            # Find the document that broke the batch; the others are indexed as usual.
+            log.warning("batch embedding of %s documents failed; embedding them one by one", len(batch))
+            for item in batch:
+                try:
+                    item_vectors = _embed_all([p.text for p in item.pieces], self.model_name, self.collection)
+                except LLMError as exc:
+                    self._failed_waiting(item, exc)
+                else:
+                    self._write(item, item_vectors)
+            return
+        offset = 0
+        for item in batch:
+            self._write(item, vectors[offset : offset + len(item.pieces)])
+            offset += len(item.pieces)
+
+    def _write(self, item: _Prepared, vectors: list[list[float]]) -> None:
+        """Swap the document's chunks in within one transaction: search sees all of it or none."""
+        source, collection, raw, extracted, pieces = (
+            item.run.source,
+            self.collection,
+            item.raw,
+            item.extracted,
+            item.pieces,
+        )
+        with transaction.atomic():
+            document, created = Document.objects.select_for_update().get_or_create(
+                source=source,
+                key=raw.key[:500],
+                defaults={
+                    "collection": collection,
+                    "title": extracted.title,
+                    "doc_type": extracted.doc_type,
+                    "sha256": item.sha,
+                },
             )
-            for p, v in zip(pieces, vectors, strict=True)
-        )
-        Chunk.objects.filter(document=document).update(
-            search_vector=SearchVector(Value(extracted.title), weight="A", config="english")
-            + SearchVector("heading", weight="B", config="english")
-            + SearchVector("text", weight="C", config="english")
-        )
-        document.title, document.doc_type, document.sha256 = extracted.title, extracted.doc_type, sha
-        document.status, document.error, document.chunk_count = Status.READY, "", len(pieces)
-        document.embedded_with, document.indexed_at = model_name, timezone.now()
-        document.save()
-        collection_bump(collection_id=collection.pk)
-    progress.chunks += len(pieces)
-    if created:
-        progress.added += 1
-    else:
-        progress.updated += 1
+            document.chunks.all().delete()
+            Chunk.objects.bulk_create(
+                Chunk(
+                    document=document,
+                    collection=collection,
+                    position=p.position,
+                    text=p.text,
+                    token_count=p.token_count,
+                    page=p.page,
+                    heading=p.heading,
+                    embedding=v,
+                )
+                for p, v in zip(pieces, vectors, strict=True)
+            )
+            Chunk.objects.filter(document=document).update(
+                search_vector=SearchVector(Value(extracted.title), weight="A", config="english")
+                + SearchVector("heading", weight="B", config="english")
+                + SearchVector("text", weight="C", config="english")
+            )
+            document.title, document.doc_type, document.sha256 = extracted.title, extracted.doc_type, item.sha
+            document.status, document.error, document.chunk_count = Status.READY, "", len(pieces)
+            document.embedded_with, document.indexed_at = self.model_name, timezone.now()
+            document.save()
+            collection_bump(collection_id=collection.pk)
+        self.progress.chunks += len(pieces)
+        if created:
+            self.progress.added += 1
+        else:
+            self.progress.updated += 1
+        item.run.waiting -= 1
+        self._done(item.run)
+
+    def _failed_waiting(self, item: _Prepared, exc: LLMError) -> None:
+        item.run.waiting -= 1
+        self._failed(item.run, item.raw, exc)
+
+    def _failed(self, run: _SourceRun, raw: RawDocument, exc: Exception) -> None:
+        source = run.source
+        _fail_document(source, self.collection, raw, str(exc))
+        run.failed.append(f"{raw.key}: {exc}")
+        self.progress.failures.append(f"{raw.key if source.kind == Source.Kind.FOLDER else source.name}: {exc}")
+        self._done(run)
+
+    def _done(self, run: _SourceRun) -> None:
+        self.progress.done += 1
+        self.progress.report()
+        run.finish()
 
 
 def _fail_document(source: Source, collection: Collection, raw: RawDocument, reason: str) -> None:
@@ -243,42 +404,6 @@ def _fail_document(source: Source, collection: Collection, raw: RawDocument, rea
             collection_bump(collection_id=collection.pk)
 
 
-def _index_source(source: Source, collection: Collection, model_name: str, progress: Progress) -> None:
-    Source.objects.filter(pk=source.pk).update(status=Status.INDEXING, error="")
-    try:
-        raws = _raw_documents(source)
-    except (ExtractionError, OSError) as exc:
-        Source.objects.filter(pk=source.pk).update(status=Status.FAILED, error=str(exc))
-        progress.failures.append(f"{source.name}: {exc}")
-        progress.done += 1
-        progress.report()
-        return
-    progress.total += len(raws) - 1
-    if source.kind == Source.Kind.FOLDER:
-        keys = {r.key[:500] for r in raws}
-        gone = Document.objects.filter(source=source).exclude(key__in=keys)
-        if gone.exists():
-            gone.delete()
-            collection_bump(collection_id=collection.pk)
-    failed, duplicates_before = [], progress.duplicates
-    for raw in raws:
-        try:
-            _index_document(source, collection, raw, model_name, progress)
-        except (ExtractionError, LLMError) as exc:
-            _fail_document(source, collection, raw, str(exc))
-            failed.append(f"{raw.key}: {exc}")
-            progress.failures.append(f"{raw.key if source.kind == Source.Kind.FOLDER else source.name}: {exc}")
-        progress.done += 1
-        progress.report()
-    if failed and len(failed) == len(raws):
-        status, error = Status.FAILED, "; ".join(failed)
-    elif raws and progress.duplicates - duplicates_before == len(raws):
-        status, error = Status.DUPLICATE, "identical content is already in this collection; nothing was added"
-    else:
-        status, error = Status.READY, "; ".join(failed)
-    Source.objects.filter(pk=source.pk).update(status=status, error=error[:4000])
-
-
 def ingest_run(*, job_id: int) -> None:
     """Body of the ingestion job. Safe to run again for the same job."""
     job = Job.objects.get(pk=job_id)
@@ -296,8 +421,10 @@ def ingest_run(*, job_id: int) -> None:
     job_start(job_id=job_id, total=progress.total, message=progress.message())
     try:
         model = collection.embedding_model or model_for_role("embedding")
+        ingestion = _Ingestion(collection, model.name, progress)
         for source in source_list:
-            _index_source(source, collection, model.name, progress)
+            ingestion.source(source)
+        ingestion.flush()
     except LLMError as exc:
         job_fail(job_id=job_id, error=f"Embedding failed: {exc}", result=progress.result())
         return
