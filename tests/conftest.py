@@ -7,6 +7,7 @@ committed to be seen across processes).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -218,33 +219,44 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextlib.contextmanager
+def serve_daphne(log_dir: Path, **env: str) -> Iterator[str]:
+    """daphne on a free port with the test environment (plus ``env``); yields its base URL."""
+    port = _free_port()
+    with open(log_dir / "daphne.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "taskmaster.asgi:application"],
+            cwd=ROOT,
+            env={**subprocess_env(), **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                with socket.socket() as sock:
+                    if sock.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                time.sleep(0.1)
+            else:
+                raise RuntimeError("daphne did not start")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 @pytest.fixture(scope="session")
 def live_url(django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """daphne serving HTTP and WebSocket on the test database."""
     from django.core.management import call_command
 
     call_command("collectstatic", verbosity=0, interactive=False)
-    port = _free_port()
-    log = open(tmp_path_factory.mktemp("daphne") / "daphne.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "taskmaster.asgi:application"],
-        cwd=ROOT,
-        env=subprocess_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    else:
-        proc.kill()
-        raise RuntimeError("daphne did not start")
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
+    with serve_daphne(tmp_path_factory.mktemp("daphne")) as url:
+        yield url
 
 
 def _browser_available() -> bool:

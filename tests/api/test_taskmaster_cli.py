@@ -13,11 +13,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -32,7 +29,7 @@ from research.answer import REFUSAL
 from research.models import Document
 from taskmaster.llm.defaults import CHAT_NAME
 from taskmaster.models import LLMCall
-from tests.conftest import ROOT, Trio, Workers, _free_port, subprocess_env
+from tests.conftest import ROOT, Trio, Workers, serve_daphne
 from tests.research.helpers import add_texts
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -193,24 +190,8 @@ class Project:
 @pytest.fixture(scope="module")
 def server_url(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """daphne like `live_url`, but with API_DEFAULT_MAX_TOKENS lowered (see SERVER_MAX_TOKENS)."""
-    port = _free_port()
-    env = {**subprocess_env(), "API_DEFAULT_MAX_TOKENS": str(SERVER_MAX_TOKENS)}
-    log = open(tmp_path_factory.mktemp("daphne-cli") / "daphne.log", "ab")  # noqa: SIM115
-    cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "taskmaster.asgi:application"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    else:
-        proc.kill()
-        raise RuntimeError("daphne did not start")
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
+    with serve_daphne(tmp_path_factory.mktemp("daphne-cli"), API_DEFAULT_MAX_TOKENS=str(SERVER_MAX_TOKENS)) as url:
+        yield url
 
 
 class Recorder:
