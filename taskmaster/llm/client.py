@@ -172,6 +172,8 @@ async def _exchange(payload: dict[str, Any], on_event: EventHandler | None, time
         # Let the cancellation land (a receive() left pending keeps the layer bound to this
         # loop), but never wait long for it: a Redis read can swallow a cancellation.
         await asyncio.wait({reader}, timeout=2)
+        if reader.done() and not reader.cancelled():
+            reader.exception()  # already reported as BrokerUnavailable, or moot once the call finished
         await layer.group_discard(group, channel)
 
 
