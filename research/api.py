@@ -14,8 +14,9 @@ not saved as a thread and not served from the answer cache: an API client keeps 
 history, and a cached answer may be longer than the client's ``max_tokens``. The response
 carries Perplexity-style ``citations`` (one link per numbered passage, so ``[n]`` in the text
 is ``citations[n-1]``) and ``search_results`` (``[{title, url, snippet}]``). Links point at
-the document page in the app, anchored at the passage; ``SITE_URL`` (when set) makes them
-absolute.
+the document page in the app, anchored at the passage, made absolute with ``SITE_URL``.
+The answer text ends with a numbered "Sources:" list of the same links, for clients that
+print only the text (the Task Master CLI's ``research`` command).
 """
 
 from __future__ import annotations
@@ -64,7 +65,17 @@ def collections_of_model(*, model: str, user: AbstractBaseUser, team: Team | Non
 
 def passage_url(hit: Hit) -> str:
     path = reverse("research:document", args=[hit.document_id]) + f"#passage-{hit.position}"
-    return str(getattr(settings, "SITE_URL", "") or "").rstrip("/") + path
+    return str(settings.SITE_URL or "").rstrip("/") + path
+
+
+def sources_footer(hits: list[Hit], urls: list[str]) -> str:
+    """The numbered sources under the answer text.
+
+    Clients that print only the message text (the Task Master CLI's ``research`` command
+    drops the ``citations`` field) still show where each ``[n]`` comes from.
+    """
+    lines = [f"[{n}] {h.document_title} - {url}" for n, (h, url) in enumerate(zip(hits, urls, strict=True), 1)]
+    return "\n\nSources:\n" + "\n".join(lines)
 
 
 def references(hits: list[Hit]) -> dict[str, Any]:
@@ -147,8 +158,11 @@ class ResearchModels:
         if problems:
             # Shown, flagged: the text has streamed already (see answer.qa_problems).
             extra["qa_problems"] = problems
+        footer = sources_footer(hits, extra["citations"])
+        if on_text is not None:
+            await on_text(footer)
         return VirtualAnswer(
-            text=completion.text,
+            text=completion.text + footer,
             finish_reason=completion.finish_reason,
             usage=completion.usage,
             extra=extra,

@@ -30,6 +30,8 @@ DEBUG = env_bool("DEBUG", False)
 # "production" turns on the secure-cookie/HSTS block and forbids test-only switches.
 ENVIRONMENT = env_str("ENVIRONMENT", "development")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+# Absolute links in what leaves the app (API citations); make run serves on HOST:PORT.
+SITE_URL = env_str("SITE_URL", f"http://{env_str('HOST', '127.0.0.1')}:{env_str('PORT', '8000')}")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import openai
 import pytest
+from django.conf import settings
 from django.test import Client
 
 from research import services
@@ -35,7 +36,7 @@ def handbook(trio: Trio, llm: Workers) -> Document:
 
 
 def _backups_link(doc: Document) -> str:
-    return f"/research/documents/{doc.pk}/#passage-0"
+    return f"{settings.SITE_URL}/research/documents/{doc.pk}/#passage-0"
 
 
 def test_research_models_are_listed_and_answer_with_citations(
@@ -54,7 +55,10 @@ def test_research_models_are_listed_and_answer_with_citations(
     assert len(results) == len(citations) and results[0]["url"] == citations[0]
     assert results[0]["title"] == "Backups" and "02:00 UTC" in results[0]["snippet"]
     # The QA gate ran on the text: flagged exactly when a citation names no given passage.
-    assert extra.get("qa_problems", []) == qa_problems(reply.choices[0].message.content, len(citations))
+    answer, _, sources = reply.choices[0].message.content.partition("\n\nSources:\n")
+    assert extra.get("qa_problems", []) == qa_problems(answer, len(citations))
+    # The text ends with the numbered sources, for clients that print only the text.
+    assert sources.splitlines()[0] == f"[1] Backups - {citations[0]}"
     # Every model call (the query embedding and the answer) is an API call of the member's team.
     calls = LLMCall.objects.filter(feature="api", user=trio.member, metadata__virtual_model="research/handbook")
     assert set(calls.values_list("kind", flat=True)) == {"embedding", "chat"}
