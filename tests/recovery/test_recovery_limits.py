@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -15,7 +14,8 @@ from recovery.models import Cause, Incident, Recovery, RecoveryStep
 from taskmaster.api import limits
 from taskmaster.api.models import UserApiLimit
 from taskmaster.api.services import api_token_create
-from taskmaster.llm import CallContext, LLMTimeout, cancel, generate, queueing
+from taskmaster.celery import app as celery_app
+from taskmaster.llm import CallContext, LLMTimeout, generate, queueing
 from taskmaster.llm.defaults import CHAT_NAME
 from taskmaster.llm.models import LLMCall
 from tests.conftest import Trio, Workers
@@ -24,35 +24,22 @@ HI = [{"role": "user", "content": "Say hi."}]
 MIDDLEWARE = "recovery.middleware.RateLimitIncidentMiddleware"
 
 
-def test_a_call_stuck_behind_a_busy_worker_times_out_is_retried_then_fails_cleanly(llm: Workers, settings: Any) -> None:
+def test_a_call_nobody_takes_times_out_is_retried_then_fails_cleanly(llm: Workers, settings: Any) -> None:
     generate(HI, max_tokens=2, context=CallContext(feature="test.warm"))
-    busy: dict[str, Any] = {}
-    started = threading.Event()
-
-    async def on_event(event: dict[str, Any]) -> None:
-        if event.get("type") == "llm.tokens":
-            busy["request_id"] = event["request_id"]
-            started.set()
-
-    def occupy() -> None:
-        prompt = [{"role": "user", "content": "Count from 1 to 100, one number per line."}]
-        try:
-            generate(prompt, max_tokens=400, on_event=on_event, context=CallContext(feature="test.busy"))
-        except Exception as exc:
-            busy["error"] = exc
-
-    thread = threading.Thread(target=occupy, daemon=True)
-    thread.start()
-    assert started.wait(120), "the busy call never started"
-    # The inference worker runs one generation at a time: the next call waits in the queue.
+    # The inference worker stops taking the chat queue (as when it is stuck or gone), so the
+    # call waits for certain; a busy generation is no blocker: the small model may end it early.
+    queue = f"llm.{CHAT_NAME}"
+    active = celery_app.control.inspect(timeout=5).active_queues() or {}
+    owners = [name for name, queues in active.items() if any(q["name"] == queue for q in queues)]
+    assert owners, active
+    celery_app.control.cancel_consumer(queue, destination=owners, reply=True, timeout=5)
     settings.LLM_MAX_WAIT_S = 1
     began = time.monotonic()
     try:
         with pytest.raises(LLMTimeout) as err:
             generate(HI, max_tokens=4, context=CallContext(feature="test.timeout"))
     finally:
-        cancel(busy["request_id"])
-        thread.join(60)
+        celery_app.control.add_consumer(queue, destination=owners, reply=True, timeout=5)
     waited = time.monotonic() - began
     message = str(err.value)
     assert f"no result from {CHAT_NAME} within 1 s" in message
@@ -71,13 +58,11 @@ def test_a_call_stuck_behind_a_busy_worker_times_out_is_retried_then_fails_clean
     assert set(calls.values_list("error_class", flat=True)) == {"timeout"}
     # The timed-out requests were withdrawn: once the worker is free it drops them instead of answering.
     deadline = time.monotonic() + 60
-    queue = f"llm.{CHAT_NAME}"
     while any(queueing.position(queue, str(pk)) is not None for pk in calls.values_list("pk", flat=True)):
         assert time.monotonic() < deadline, "the worker never took the withdrawn requests off the queue"
         time.sleep(0.3)
     time.sleep(1)
     assert not LLMCall.objects.filter(feature="test.timeout", outcome="ok").exists()
-    assert not Incident.objects.filter(feature="test.busy").exists()  # cancelled on purpose: no incident
 
 
 @pytest.fixture
