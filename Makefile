@@ -29,6 +29,7 @@ test: setup
 
 bench: setup
 	$(BIN)/pip install -q -r requirements-bench.txt
+	$(BIN)/python manage.py migrate --noinput -v0
 	$(BIN)/python manage.py setup_models
 	$(BIN)/python -m bench
 
