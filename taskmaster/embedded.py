@@ -71,7 +71,6 @@ def postgres_settings(data_dir: Path) -> dict[str, Any]:
         "NAME": DB_NAME,
         "USER": "postgres",
         "HOST": str(_pg_socket_dir(data_dir)),
-        "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": True,
     }
 

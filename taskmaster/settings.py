@@ -92,7 +92,7 @@ def _database() -> dict[str, Any]:
     url = env_str("DATABASE_URL")
     if url:
         try:
-            config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60))
+            config: dict[str, Any] = dict(dj_database_url.parse(url))
         except ValueError as exc:
             raise ConfigError(f"DATABASE_URL is not a valid database URL: {exc}") from None
         if config.get("ENGINE") != "django.db.backends.postgresql":
@@ -102,6 +102,9 @@ def _database() -> dict[str, Any]:
 
 
 DATABASES = {"default": _database()}
+# 0 under ASGI: each request's sync code runs on a fresh thread, so a kept-alive connection is
+# never reused and 50 browsing users exhausted PostgreSQL's 100 connections in the load bench.
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL") or embedded.redis_url(DATA_DIR)
